@@ -1,0 +1,171 @@
+"""Phoenix's instance_manager engine: how the masters learn which instances exist.
+
+It runs inside every salt-master. It consumes the SQS queue fed by the AutoScaling
+lifecycle hooks and notifications, records masters and minions in the registry
+(DynamoDB), completes lifecycle actions, registers and heartbeats its own master, and puts
+what happened on the master's event bus. Several masters consume one queue; the result is
+the same as with one.
+
+Enable it in the master config:
+
+.. code-block:: yaml
+
+    engines:
+      - instance_manager: {}
+
+    phoenix:
+      cluster: prod
+      queue_url: https://sqs.us-east-1.amazonaws.com/123456789012/phoenix-prod-events
+      # off EC2 only (on EC2 the instance metadata says who this master is):
+      # master_id: i-0123456789abcdef0
+      # master_address: 10.0.1.10
+
+Every option lives in the ``phoenix:`` block (docs/configuration.md). Events fired:
+
+- ``phoenix/instance/<id>/launched`` and ``phoenix/instance/<id>/terminated``
+- ``phoenix/masters/changed`` with the new live master list
+- ``phoenix/message/rejected`` for a message that can never be applied
+"""
+
+import logging
+import threading
+import time
+
+from phoenix_salt.loader import core_unavailable
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "instance_manager"
+
+# Backoff after an AWS failure: doubling from the first to the last, then steady.
+BACKOFF_FIRST_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 30.0
+# A configuration error cannot heal by itself: say so again this often, and do nothing else.
+CONFIG_ERROR_REPEAT_SECONDS = 600.0
+
+
+def __virtual__():
+    reason = core_unavailable()
+    if reason:
+        return False, reason
+    return __virtualname__
+
+
+def _bus():
+    import salt.utils.event
+
+    return salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False)
+
+
+def _fire(bus, events):
+    for event in events:
+        bus.fire_event(event["data"], event["tag"])
+
+
+def _backoff(failures):
+    return min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** max(0, failures - 1))
+
+
+def _heartbeat_loop(engine, interval, stopping):
+    """Registers this master, then heartbeats it every ``interval`` seconds."""
+    import phoenix_salt
+
+    bus = _bus()
+    registered = False
+    failures = 0
+    while not stopping.is_set():
+        try:
+            if not registered:
+                identity = engine.register_master()
+                registered = True
+                log.info(
+                    "phoenix: this master is %s at %s (group %s)",
+                    identity["instance_id"],
+                    identity["address"],
+                    identity["group"],
+                )
+            _fire(bus, engine.heartbeat())
+            failures = 0
+            stopping.wait(interval)
+        except phoenix_salt.PhoenixError as exc:
+            failures += 1
+            log.warning(
+                "phoenix: heartbeat failed (%s: %s); next try in %.0f s",
+                type(exc).__name__,
+                exc,
+                _backoff(failures),
+            )
+            stopping.wait(_backoff(failures))
+        except Exception:  # a bug must not silence the heartbeat for good
+            failures += 1
+            log.exception(
+                "phoenix: heartbeat failed unexpectedly; next try in %.0f s", _backoff(failures)
+            )
+            stopping.wait(_backoff(failures))
+
+
+def start():
+    """The engine's main loop, run by Salt in its own process until salt-master stops."""
+    import phoenix_salt
+    from phoenix_salt import _core
+    from phoenix_salt import config as phoenix_config
+
+    try:
+        config = phoenix_config.load(dict(__opts__))
+        engine = _core.Engine(config)
+    except phoenix_salt.ConfigError as exc:
+        # Returning would make Salt restart the engine in a tight loop; idle and repeat the
+        # reason instead, until the operator fixes the config and restarts salt-master.
+        while True:
+            log.error("phoenix instance_manager cannot start: invalid configuration: %s", exc)
+            time.sleep(CONFIG_ERROR_REPEAT_SECONDS)
+
+    settings = phoenix_config.as_dict(config)
+    log.info(
+        "phoenix instance_manager started for cluster %s (queue %s)",
+        config.cluster,
+        settings["queue_url"],
+    )
+    stopping = threading.Event()
+    threading.Thread(
+        target=_heartbeat_loop,
+        args=(engine, settings["heartbeat_interval"], stopping),
+        name="phoenix-heartbeat",
+        daemon=True,
+    ).start()
+
+    bus = _bus()
+    failures = 0
+    try:
+        while True:
+            try:
+                report = engine.poll()
+            except phoenix_salt.PhoenixError as exc:
+                failures += 1
+                delay = _backoff(failures)
+                log.warning(
+                    "phoenix: polling the queue failed (%s: %s); next try in %.0f s",
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                time.sleep(delay)
+                continue
+            except Exception:  # a bug must not stop the engine: messages stay queued
+                failures += 1
+                delay = _backoff(failures)
+                log.exception(
+                    "phoenix: polling the queue failed unexpectedly; next try in %.0f s", delay
+                )
+                time.sleep(delay)
+                continue
+            failures = 0
+            _fire(bus, report["events"])
+            if report["received"]:
+                log.debug(
+                    "phoenix: %(received)d received, %(deleted)d deleted, %(retry)d to retry, "
+                    "%(rejected)d rejected",
+                    report,
+                )
+    finally:
+        stopping.set()

@@ -1,0 +1,75 @@
+"""Type stubs of the native core, checked against the built module by mypy.stubtest."""
+
+from typing import Any, final
+
+__all__ = [
+    "AwsError",
+    "Config",
+    "ConfigError",
+    "ConflictError",
+    "Engine",
+    "InternalError",
+    "MessageError",
+    "NotFoundError",
+    "PhoenixError",
+    "Session",
+    "__version__",
+    "parse_message",
+    "pem_fingerprint",
+    "plan_key_actions",
+]
+
+__version__: str
+
+class PhoenixError(Exception): ...
+
+class ConfigError(PhoenixError):
+    key: str
+
+class AwsError(PhoenixError):
+    service: str
+    operation: str
+    code: str | None
+    retryable: bool
+
+class NotFoundError(PhoenixError):
+    code: str | None
+
+class ConflictError(PhoenixError): ...
+
+class MessageError(PhoenixError):
+    reason: str
+
+class InternalError(PhoenixError): ...
+
+@final
+class Config:
+    @staticmethod
+    def from_json(json: str) -> Config: ...
+    @property
+    def cluster(self) -> str: ...
+    def to_json(self) -> str: ...
+
+@final
+class Session:
+    def __new__(cls, config: Config) -> Session: ...
+    def region(self) -> str: ...
+    def create_registry_tables(self) -> list[tuple[str, bool]]: ...
+    def describe_table(self, name: str) -> dict[str, object]: ...
+    def list_instances(self, role: str) -> list[dict[str, Any]]: ...
+    def get_instance(self, role: str, instance_id: str) -> dict[str, Any] | None: ...
+    def live_masters(self) -> list[dict[str, str]]: ...
+
+@final
+class Engine:
+    def __new__(cls, config: Config) -> Engine: ...
+    def register_master(self) -> dict[str, Any]: ...
+    def heartbeat(self) -> list[dict[str, Any]]: ...
+    def poll(self, wait_seconds: int = 20) -> dict[str, Any]: ...
+    def apply_body(self, body: str) -> dict[str, Any]: ...
+
+def parse_message(body: str) -> dict[str, Any]: ...
+def pem_fingerprint(pem: str) -> str: ...
+def plan_key_actions(
+    registry: list[dict[str, object]], local: list[dict[str, object]], unmanaged: list[str]
+) -> list[dict[str, str]]: ...

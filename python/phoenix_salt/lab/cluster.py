@@ -1,0 +1,122 @@
+"""A whole Phoenix cluster on loopback: N masters sharing one master key pair, M minions in
+failover mode over all of them, every daemon with Phoenix loaded."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from phoenix_salt.lab.emulator import Emulator
+from phoenix_salt.lab.ports import free_port
+from phoenix_salt.lab.processes import wait_for
+from phoenix_salt.lab.salt import SaltMaster, SaltMinion, salt_bin_dir
+
+LOOPBACK = "127.0.0.{}"
+
+
+def master_instance_id(number: int) -> str:
+    """A valid, recognisable EC2 instance id for the lab's master ``number``."""
+    return f"i-{0xA000 + number:017x}"
+
+
+def minion_instance_id(number: int) -> str:
+    """A valid EC2 instance id for the lab's minion ``number``: minion ids are instance ids."""
+    return f"i-{0xB000 + number:017x}"
+
+
+def generate_master_key_pair(directory: Path, bin_dir: Path | None = None) -> tuple[Path, Path]:
+    """A fresh master.pem/master.pub pair, made by Salt's own ``salt-key --gen-keys``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tool = (bin_dir or salt_bin_dir()) / "salt-key"
+    subprocess.run(
+        [str(tool), "--gen-keys=master", f"--gen-keys-dir={directory}", "--keysize=2048"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return directory / "master.pem", directory / "master.pub"
+
+
+class Cluster:
+    """Masters on 127.0.0.1..N with the same ports; minions listing every master."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        emulator: Emulator,
+        phoenix: Mapping[str, Any],
+        masters: int = 1,
+        minions: int = 1,
+        master_opts: Mapping[str, Any] | None = None,
+        minion_opts: Mapping[str, Any] | None = None,
+        bin_dir: Path | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.workdir = workdir
+        self.emulator = emulator
+        self.phoenix = dict(phoenix)
+        self.bin_dir = bin_dir
+        interfaces = [LOOPBACK.format(i + 1) for i in range(masters)]
+        self.publish_port = free_port(interfaces)
+        self.ret_port = free_port(interfaces)
+        env = {**emulator.env(), **(extra_env or {})}
+        # Off EC2, each master is told who it is; everything else in the block is shared.
+        self.masters = [
+            SaltMaster(
+                f"master{i + 1}",
+                workdir / f"master{i + 1}",
+                interface,
+                self.publish_port,
+                self.ret_port,
+                env,
+                {
+                    "phoenix": {
+                        **self.phoenix,
+                        "master_id": master_instance_id(i + 1),
+                        "master_address": interface,
+                    },
+                    **(master_opts or {}),
+                },
+                bin_dir,
+            )
+            for i, interface in enumerate(interfaces)
+        ]
+        self.minions = [
+            SaltMinion(
+                minion_instance_id(i + 1),
+                workdir / f"minion{i + 1}",
+                interfaces,
+                self.ret_port,
+                env,
+                {"phoenix": self.phoenix, **(minion_opts or {})},
+                bin_dir,
+            )
+            for i in range(minions)
+        ]
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Starts the masters (sharing one key pair), then the minions, and waits until
+        every minion answers ``test.ping`` through the first master."""
+        pem, pub = generate_master_key_pair(self.workdir / "master-key", self.bin_dir)
+        for master in self.masters:
+            master.pki_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copy(pem, master.pki_dir / "master.pem")
+            shutil.copy(pub, master.pki_dir / "master.pub")
+            (master.pki_dir / "master.pem").chmod(0o400)
+            master.start()
+        for minion in self.minions:
+            minion.start()
+        if self.minions:
+            wait_for(self.all_minions_answer, timeout, "every minion to answer test.ping")
+
+    def all_minions_answer(self) -> bool:
+        answers = self.masters[0].ping(timeout=5)
+        return all(answers.get(minion.minion_id) for minion in self.minions)
+
+    def stop(self) -> None:
+        for daemon in [*self.minions, *self.masters]:
+            daemon.stop()

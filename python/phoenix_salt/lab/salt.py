@@ -1,0 +1,254 @@
+"""Real salt-master and salt-minion daemons, each in its own root_dir, as the current user.
+
+Masters bind distinct loopback addresses (127.0.0.1, 127.0.0.2, ...) with the same ports,
+so a minion's failover between them is real.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from phoenix_salt.lab.ports import is_listening
+from phoenix_salt.lab.processes import ManagedProcess, wait_for
+
+
+def salt_bin_dir() -> Path:
+    """Salt's scripts next to this interpreter (the venv that has salt and phoenix-salt)."""
+    return Path(sys.executable).parent
+
+
+class SaltError(RuntimeError):
+    """A salt CLI call failed; the message carries its output."""
+
+
+class _SaltDaemon:
+    role: str
+    log_name: str
+
+    def __init__(
+        self,
+        name: str,
+        root: Path,
+        env: Mapping[str, str],
+        opts: Mapping[str, Any],
+        bin_dir: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.root = root
+        self.conf_dir = root / "conf"
+        self.bin_dir = bin_dir or salt_bin_dir()
+        self.env = {**os.environ, **env}
+        self.opts: dict[str, Any] = {
+            "root_dir": str(root),
+            "user": getpass.getuser(),
+            "log_file": str(self.log_path),
+            "log_level_logfile": "info",
+            **opts,
+        }
+        self.process = ManagedProcess(
+            f"salt-{self.role}:{name}",
+            [str(self.bin_dir / f"salt-{self.role}"), "-c", str(self.conf_dir), "-l", "quiet"],
+            log_path=root / f"{self.role}.stdout",
+            env=self.env,
+        )
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / f"{self.role}.log"
+
+    def write_config(self) -> None:
+        self.conf_dir.mkdir(parents=True, exist_ok=True)
+        path = self.conf_dir / self.role
+        path.write_text(yaml.safe_dump(self.opts, default_flow_style=False, sort_keys=True))
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def running(self) -> bool:
+        return self.process.running()
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def _check_alive(self) -> None:
+        if not self.process.running():
+            raise RuntimeError(
+                f"{self.process.name} exited with {self.process.exit_code()}:\n"
+                f"{self.process.log_text()[-3000:]}\n{self.log_text()[-3000:]}"
+            )
+
+
+class SaltMaster(_SaltDaemon):
+    role = "master"
+
+    def __init__(
+        self,
+        name: str,
+        root: Path,
+        interface: str,
+        publish_port: int,
+        ret_port: int,
+        env: Mapping[str, str],
+        opts: Mapping[str, Any] | None = None,
+        bin_dir: Path | None = None,
+    ) -> None:
+        self.interface = interface
+        self.publish_port = publish_port
+        self.ret_port = ret_port
+        base = {
+            "interface": interface,
+            "publish_port": publish_port,
+            "ret_port": ret_port,
+            # Few workers: many daemons share two cores.
+            "worker_threads": 2,
+            "file_roots": {"base": [str(root / "srv" / "salt")]},
+            "pillar_roots": {"base": [str(root / "srv" / "pillar")]},
+        }
+        super().__init__(name, root, env, {**base, **(opts or {})}, bin_dir)
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.root / "etc" / "salt" / "pki" / "master"
+
+    def start(self, timeout: float = 90.0) -> None:
+        self.write_config()
+        for tree in self.opts["file_roots"]["base"] + self.opts["pillar_roots"]["base"]:
+            Path(tree).mkdir(parents=True, exist_ok=True)
+        self.process.start()
+        wait_for(self._ready, timeout, f"{self.process.name} to listen on {self.interface}")
+
+    def _ready(self) -> bool:
+        self._check_alive()
+        return is_listening(self.interface, self.ret_port) and is_listening(
+            self.interface, self.publish_port
+        )
+
+    def cli(
+        self, tool: str, args: Sequence[str], timeout: float = 120.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Runs ``salt``, ``salt-run``, ``salt-key`` ... against this master."""
+        argv = [str(self.bin_dir / tool), "-c", str(self.conf_dir), *args]
+        return subprocess.run(
+            argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+    def run_json(self, tool: str, args: Sequence[str], timeout: float = 120.0) -> Any:
+        """Runs a salt CLI with ``--out=json`` and returns the parsed output; raises
+        SaltError when it exits non-zero or prints no JSON."""
+        result = self.cli(tool, [*args, "--out=json"], timeout=timeout)
+        if result.returncode != 0:
+            command = " ".join([tool, *args])
+            raise SaltError(
+                f"{command} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
+        try:
+            return json.loads(result.stdout)
+        except json.JSONDecodeError as exc:
+            raise SaltError(
+                f"{tool} {' '.join(args)} printed no JSON:\n{result.stdout}\n{result.stderr}"
+            ) from exc
+
+    def salt_run(self, *args: str, timeout: float = 120.0) -> Any:
+        return self.run_json("salt-run", args, timeout=timeout)
+
+    def ping(self, target: str = "*", timeout: int = 10) -> dict[str, bool]:
+        """``salt <target> test.ping``: which minions answered through this master."""
+        result = self.cli(
+            "salt",
+            [target, "test.ping", "--out=json", "--static", "-t", str(timeout)],
+            timeout=timeout + 30,
+        )
+        try:
+            answers = json.loads(result.stdout) if result.stdout.strip() else {}
+        except json.JSONDecodeError:
+            return {}
+        return {minion: value is True for minion, value in answers.items()}
+
+    def accepted_keys(self) -> list[str]:
+        keys = self.run_json("salt-key", ["-L"])
+        return sorted(keys.get("minions", []))
+
+
+class SaltMinion(_SaltDaemon):
+    role = "minion"
+
+    def __init__(
+        self,
+        minion_id: str,
+        root: Path,
+        masters: Sequence[str],
+        master_port: int,
+        env: Mapping[str, str],
+        opts: Mapping[str, Any] | None = None,
+        bin_dir: Path | None = None,
+    ) -> None:
+        self.minion_id = minion_id
+        base: dict[str, Any] = {
+            "id": minion_id,
+            "master": list(masters) if len(masters) > 1 else masters[0],
+            "master_port": master_port,
+            # Fast key acceptance and reconnection on loopback.
+            "acceptance_wait_time": 1,
+            "acceptance_wait_time_max": 2,
+            "random_reauth_delay": 0,
+            "auth_timeout": 5,
+            "auth_tries": 3,
+        }
+        if len(masters) > 1:
+            base.update({"master_type": "failover", "retry_dns": 0, "master_alive_interval": 10})
+        super().__init__(minion_id, root, env, {**base, **(opts or {})}, bin_dir)
+
+    def start(self) -> None:
+        self.write_config()
+        self.process.start()
+
+
+class BusListener:
+    """Listens on a master's event bus from this process (as Salt's own tools do)."""
+
+    def __init__(self, master: SaltMaster) -> None:
+        import salt.config
+        import salt.utils.event
+
+        opts = salt.config.master_config(str(master.conf_dir / "master"))
+        self._event = salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=True)
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+
+    def wait_for(self, tag_prefix: str, timeout: float) -> dict[str, Any]:
+        """The data of the first event whose tag starts with ``tag_prefix``; raises
+        TimeoutError when none comes within ``timeout`` seconds."""
+        import time
+
+        for tag, data in self.seen:
+            if tag.startswith(tag_prefix):
+                return data
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            event = self._event.get_event(wait=1, full=True, no_block=False)
+            if not event:
+                continue
+            self.seen.append((event["tag"], event["data"]))
+            if event["tag"].startswith(tag_prefix):
+                return dict(event["data"])
+        raise TimeoutError(f"no event tagged {tag_prefix}* within {timeout:.0f} s")
+
+    def close(self) -> None:
+        self._event.destroy()
+
+    def __enter__(self) -> BusListener:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

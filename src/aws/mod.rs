@@ -1,0 +1,7 @@
+//! AWS access: the one place that builds clients, and the mapping of SDK errors.
+
+mod clients;
+mod error;
+
+pub use clients::AwsClients;
+pub use error::{from_sdk_error, is_retryable_code, AwsResultExt};

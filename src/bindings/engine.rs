@@ -1,0 +1,139 @@
+//! `phoenix_salt._core.Engine`: the instance_manager engine's core, driven by its Python
+//! shim (which owns the loop and fires the returned events on Salt's bus).
+
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+
+use super::access::AwsAccess;
+use super::config::Config;
+use super::convert::to_python;
+use super::wait::wait;
+use crate::engine::{self, BusEvent, MasterIdentity, MessageOutcome, QueueMessage};
+use crate::registry::LiveMaster;
+
+/// The engine of one master. Creating it connects to nothing.
+#[pyclass(frozen, module = "phoenix_salt._core")]
+pub struct Engine {
+    access: AwsAccess,
+    identity: Mutex<Option<MasterIdentity>>,
+    live: Mutex<Option<Vec<LiveMaster>>>,
+}
+
+impl Engine {
+    fn identity(&self) -> PyResult<MasterIdentity> {
+        self.identity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                crate::Error::Internal("register_master() must run before heartbeat()".into())
+                    .into()
+            })
+    }
+}
+
+#[pymethods]
+impl Engine {
+    #[new]
+    fn new(config: &Config) -> PyResult<Self> {
+        config.inner.require_queue_url()?;
+        Ok(Self {
+            access: AwsAccess::new(config.inner.clone()),
+            identity: Mutex::new(None),
+            live: Mutex::new(None),
+        })
+    }
+
+    /// Learns this master's identity (config, else IMDSv2), registers it as running and
+    /// records its first heartbeat. Returns the identity.
+    fn register_master<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let clients = self.access.clients(py)?;
+        let config = self.access.config.clone();
+        let identity = wait(py, async move {
+            let identity = engine::resolve_identity(&config).await?;
+            engine::register_master(&clients, &config, &identity).await?;
+            Ok(identity)
+        })?;
+        *self.identity.lock().unwrap_or_else(|p| p.into_inner()) = Some(identity.clone());
+        to_python(py, &identity)
+    }
+
+    /// Records one heartbeat and reads the live list; returns the events to fire
+    /// (`phoenix/masters/changed` when the list moved since the last call).
+    fn heartbeat<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let identity = self.identity()?;
+        let clients = self.access.clients(py)?;
+        let config = self.access.config.clone();
+        let (recorded, live) = wait(py, async move {
+            engine::heartbeat(&clients, &config, &identity).await
+        })?;
+        if !recorded {
+            log::warn!("this master's row is missing or retiring: its heartbeat was not recorded");
+        }
+        let mut last = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let mut events: Vec<BusEvent> = Vec::new();
+        if last.as_ref() != Some(&live) {
+            let previous = last.clone().unwrap_or_default();
+            log::info!(
+                "live masters: {:?}",
+                live.iter()
+                    .map(|m| m.instance_id.as_str())
+                    .collect::<Vec<_>>()
+            );
+            events.push(engine::masters_changed(&previous, &live));
+            *last = Some(live);
+        }
+        to_python(py, &events)
+    }
+
+    /// Long-polls the queue once (up to `wait_seconds`), applies what arrived, deletes what
+    /// is durable. Returns the report, with the events to fire.
+    // The literal (not the constant) so that the signature Python sees shows the default.
+    #[pyo3(signature = (wait_seconds = 20))]
+    fn poll<'py>(&self, py: Python<'py>, wait_seconds: i32) -> PyResult<Bound<'py, PyAny>> {
+        let clients = self.access.clients(py)?;
+        let config = self.access.config.clone();
+        let report = wait(py, async move {
+            engine::poll_once(
+                &clients,
+                &config,
+                wait_seconds.clamp(0, engine::LONG_POLL_SECONDS),
+            )
+            .await
+        })?;
+        to_python(py, &report)
+    }
+
+    /// Applies one message body through the same path as the queue (for SNS push delivery
+    /// and for tests). Returns {"outcome": done|retry|rejected, "events": [...]}.
+    fn apply_body<'py>(&self, py: Python<'py>, body: String) -> PyResult<Bound<'py, PyAny>> {
+        let clients = self.access.clients(py)?;
+        let config = self.access.config.clone();
+        let outcome = wait(py, async move {
+            let message = QueueMessage {
+                message_id: "direct".to_owned(),
+                receipt_handle: String::new(),
+                body,
+                receive_count: 1,
+            };
+            Ok(engine::apply_message(&clients, &config, &message).await)
+        })?;
+        let (name, events) = match outcome {
+            MessageOutcome::Done(events) => ("done", events),
+            MessageOutcome::Retry(events) => ("retry", events),
+            MessageOutcome::Rejected(event) => ("rejected", vec![event]),
+        };
+        to_python(
+            py,
+            &serde_json::json!({ "outcome": name, "events": events }),
+        )
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<phoenix_salt Engine cluster={:?}>",
+            self.access.config.cluster
+        )
+    }
+}

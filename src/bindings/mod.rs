@@ -1,0 +1,31 @@
+//! The binding layer: `phoenix_salt._core`. Thin on purpose: each function converts
+//! arguments, releases the GIL, runs the domain code on this process's runtime and maps the
+//! outcome back. Importing the module starts nothing (no thread, runtime or client).
+
+mod access;
+mod config;
+mod convert;
+mod engine;
+mod errors;
+mod keys;
+mod logging;
+mod messages;
+mod session;
+mod wait;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+#[pyo3(name = "_core")]
+fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    logging::install();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
+    m.add_class::<config::Config>()?;
+    m.add_class::<session::Session>()?;
+    m.add_class::<engine::Engine>()?;
+    m.add_function(wrap_pyfunction!(messages::parse_message, m)?)?;
+    m.add_function(wrap_pyfunction!(keys::plan_key_actions, m)?)?;
+    m.add_function(wrap_pyfunction!(keys::pem_fingerprint, m)?)?;
+    Ok(())
+}

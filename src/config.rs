@@ -1,0 +1,528 @@
+//! The `phoenix:` block of the master and minion configuration, read by every component.
+//!
+//! Parsing is strict: an unknown key is an error (a typo must not silently fall back to a
+//! default), and every error names the dotted key an operator has to fix.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The validated configuration, with every default filled in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhoenixConfig {
+    /// Name of the Phoenix cluster; the partition key of every registry row.
+    pub cluster: String,
+    /// AWS region; `None` means the SDK's standard chain (AWS_REGION, profile, IMDS).
+    pub region: Option<String>,
+    /// DynamoDB table of the masters.
+    pub masters_table: String,
+    /// DynamoDB table of the minions.
+    pub minions_table: String,
+    /// SQS queue fed by the lifecycle hooks and notifications; the engine needs it.
+    pub queue_url: Option<String>,
+    /// Secrets Manager id of the masters' shared key pair.
+    pub master_key_secret: String,
+    /// AutoScaling groups whose instances are masters.
+    pub master_groups: Vec<String>,
+    /// AutoScaling groups whose instances are minions.
+    pub minion_groups: Vec<String>,
+    /// Seconds between two heartbeats of a master.
+    pub heartbeat_interval: f64,
+    /// Seconds after the last heartbeat when a master leaves the live list.
+    pub master_stale_after: f64,
+    /// Seconds a terminated instance's row is kept before DynamoDB expires it.
+    pub terminated_ttl: u64,
+    /// This master's instance id, where there is no EC2 instance metadata to ask.
+    pub master_id: Option<String>,
+    /// The address minions use to reach this master, where there is no instance metadata.
+    pub master_address: Option<String>,
+    /// Complete a new minion's launch lifecycle action only once its first highstate
+    /// succeeded (ABANDON after the last failed attempt).
+    pub highstate_gating: bool,
+    /// How Phoenix talks to AWS.
+    pub aws: AwsSettings,
+}
+
+/// Timeouts and retries of every AWS client Phoenix builds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AwsSettings {
+    /// Seconds to establish a TCP/TLS connection.
+    pub connect_timeout: f64,
+    /// Seconds one attempt of a call may take; above the 20 s SQS long poll.
+    pub attempt_timeout: f64,
+    /// Seconds a call may take across all its retries.
+    pub operation_timeout: f64,
+    /// Attempts per call, the first one included (the SDK's standard retry mode).
+    pub max_attempts: u32,
+}
+
+impl AwsSettings {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.connect_timeout)
+    }
+    pub fn attempt_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.attempt_timeout)
+    }
+    pub fn operation_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.operation_timeout)
+    }
+}
+
+/// The longest SQS long poll; an attempt timeout must leave room above it.
+pub const SQS_LONG_POLL_SECONDS: f64 = 20.0;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    cluster: Option<String>,
+    region: Option<String>,
+    masters_table: Option<String>,
+    minions_table: Option<String>,
+    queue_url: Option<String>,
+    master_key_secret: Option<String>,
+    master_groups: Option<Vec<String>>,
+    minion_groups: Option<Vec<String>>,
+    heartbeat_interval: Option<f64>,
+    master_stale_after: Option<f64>,
+    terminated_ttl: Option<u64>,
+    highstate_gating: Option<bool>,
+    master_id: Option<String>,
+    master_address: Option<String>,
+    #[serde(default)]
+    aws: RawAwsSettings,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAwsSettings {
+    connect_timeout: Option<f64>,
+    attempt_timeout: Option<f64>,
+    operation_timeout: Option<f64>,
+    max_attempts: Option<u32>,
+}
+
+pub mod defaults {
+    pub const HEARTBEAT_INTERVAL: f64 = 5.0;
+    pub const MASTER_STALE_AFTER: f64 = 30.0;
+    pub const TERMINATED_TTL: u64 = 7 * 24 * 3600;
+    pub const CONNECT_TIMEOUT: f64 = 3.0;
+    pub const ATTEMPT_TIMEOUT: f64 = 30.0;
+    pub const OPERATION_TIMEOUT: f64 = 90.0;
+    pub const MAX_ATTEMPTS: u32 = 5;
+}
+
+impl PhoenixConfig {
+    /// Parses and validates the `phoenix:` block given as JSON (the Python side serialises
+    /// Salt's `opts["phoenix"]`).
+    pub fn from_json(json: &str) -> Result<Self> {
+        let value: serde_json::Value = serde_json::from_str(json)
+            .map_err(|err| Error::config("phoenix", format!("not a valid document: {err}")))?;
+        // serde would also read a struct from a list, by position: refuse anything but a
+        // mapping here, so a list gets an error that says so.
+        if !value.is_object() {
+            return Err(Error::config(
+                "phoenix",
+                format!("must be a mapping of settings, not {}", json_kind(&value)),
+            ));
+        }
+        let raw: RawConfig = serde_path_to_error::deserialize(value).map_err(|err| {
+            let path = err.path().to_string();
+            let key = if path == "." || path.is_empty() {
+                "phoenix".to_owned()
+            } else {
+                format!("phoenix.{path}")
+            };
+            Error::config(key, err.into_inner().to_string())
+        })?;
+        raw.validate()
+    }
+
+    /// The queue URL, which only the engine needs.
+    pub fn require_queue_url(&self) -> Result<&str> {
+        self.queue_url.as_deref().ok_or_else(|| {
+            Error::config(
+                "phoenix.queue_url",
+                "required by the instance_manager engine: the URL of the SQS queue fed by the \
+                 AutoScaling lifecycle hooks and notifications",
+            )
+        })
+    }
+
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.heartbeat_interval)
+    }
+
+    pub fn master_stale_after(&self) -> Duration {
+        Duration::from_secs_f64(self.master_stale_after)
+    }
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<PhoenixConfig> {
+        let cluster = self.cluster.ok_or_else(|| {
+            Error::config(
+                "phoenix.cluster",
+                "required: the name of this Phoenix cluster (lowercase letters, digits, '-')",
+            )
+        })?;
+        check_cluster_name(&cluster)?;
+        if let Some(region) = &self.region {
+            check_region(region)?;
+        }
+        let masters_table = self
+            .masters_table
+            .unwrap_or_else(|| format!("phoenix-{cluster}-masters"));
+        check_table_name("phoenix.masters_table", &masters_table)?;
+        let minions_table = self
+            .minions_table
+            .unwrap_or_else(|| format!("phoenix-{cluster}-minions"));
+        check_table_name("phoenix.minions_table", &minions_table)?;
+        if masters_table == minions_table {
+            return Err(Error::config(
+                "phoenix.minions_table",
+                format!("must differ from phoenix.masters_table ({masters_table})"),
+            ));
+        }
+        if let Some(url) = &self.queue_url {
+            check_queue_url(url)?;
+        }
+        let master_key_secret = self
+            .master_key_secret
+            .unwrap_or_else(|| format!("phoenix/{cluster}/master-key"));
+        if master_key_secret.is_empty() || master_key_secret.len() > 512 {
+            return Err(Error::config(
+                "phoenix.master_key_secret",
+                "must be a Secrets Manager name or ARN of 1 to 512 characters",
+            ));
+        }
+        let master_groups = self
+            .master_groups
+            .unwrap_or_else(|| vec![format!("phoenix-{cluster}-masters")]);
+        check_groups("phoenix.master_groups", &master_groups)?;
+        let minion_groups = self
+            .minion_groups
+            .unwrap_or_else(|| vec![format!("phoenix-{cluster}-minions")]);
+        check_groups("phoenix.minion_groups", &minion_groups)?;
+        if let Some(shared) = master_groups.iter().find(|g| minion_groups.contains(g)) {
+            return Err(Error::config(
+                "phoenix.minion_groups",
+                format!(
+                    "group {shared:?} is also in phoenix.master_groups: an instance has one role"
+                ),
+            ));
+        }
+
+        let heartbeat_interval = self
+            .heartbeat_interval
+            .unwrap_or(defaults::HEARTBEAT_INTERVAL);
+        check_range("phoenix.heartbeat_interval", heartbeat_interval, 1.0, 300.0)?;
+        let master_stale_after = self
+            .master_stale_after
+            .unwrap_or(defaults::MASTER_STALE_AFTER);
+        check_range(
+            "phoenix.master_stale_after",
+            master_stale_after,
+            3.0,
+            3600.0,
+        )?;
+        if master_stale_after < 2.0 * heartbeat_interval {
+            return Err(Error::config(
+                "phoenix.master_stale_after",
+                format!(
+                    "{master_stale_after} s is less than two heartbeats \
+                     (phoenix.heartbeat_interval is {heartbeat_interval} s): one late heartbeat \
+                     would drop a healthy master"
+                ),
+            ));
+        }
+        if let Some(id) = &self.master_id {
+            if id.parse::<crate::lifecycle::InstanceId>().is_err() {
+                return Err(Error::config(
+                    "phoenix.master_id",
+                    format!("{id:?} is not an EC2 instance id (i- and 8 or 17 hex digits)"),
+                ));
+            }
+        }
+        if self
+            .master_address
+            .as_deref()
+            .is_some_and(|a| a.trim().is_empty())
+        {
+            return Err(Error::config("phoenix.master_address", "must not be empty"));
+        }
+        let terminated_ttl = self.terminated_ttl.unwrap_or(defaults::TERMINATED_TTL);
+        if !(60..=366 * 24 * 3600).contains(&terminated_ttl) {
+            return Err(Error::config(
+                "phoenix.terminated_ttl",
+                format!("{terminated_ttl} is out of range: between 60 s and 366 days"),
+            ));
+        }
+
+        Ok(PhoenixConfig {
+            cluster,
+            region: self.region,
+            masters_table,
+            minions_table,
+            queue_url: self.queue_url,
+            master_key_secret,
+            master_groups,
+            minion_groups,
+            heartbeat_interval,
+            master_stale_after,
+            terminated_ttl,
+            highstate_gating: self.highstate_gating.unwrap_or(false),
+            master_id: self.master_id,
+            master_address: self.master_address,
+            aws: self.aws.validate()?,
+        })
+    }
+}
+
+impl RawAwsSettings {
+    fn validate(self) -> Result<AwsSettings> {
+        let connect_timeout = self.connect_timeout.unwrap_or(defaults::CONNECT_TIMEOUT);
+        check_range("phoenix.aws.connect_timeout", connect_timeout, 0.1, 60.0)?;
+        let attempt_timeout = self.attempt_timeout.unwrap_or(defaults::ATTEMPT_TIMEOUT);
+        check_range("phoenix.aws.attempt_timeout", attempt_timeout, 1.0, 600.0)?;
+        if attempt_timeout <= SQS_LONG_POLL_SECONDS + 2.0 {
+            return Err(Error::config(
+                "phoenix.aws.attempt_timeout",
+                format!(
+                    "{attempt_timeout} s does not leave room for the {SQS_LONG_POLL_SECONDS} s SQS \
+                     long poll: use more than {} s",
+                    SQS_LONG_POLL_SECONDS + 2.0
+                ),
+            ));
+        }
+        let operation_timeout = self
+            .operation_timeout
+            .unwrap_or(defaults::OPERATION_TIMEOUT);
+        check_range(
+            "phoenix.aws.operation_timeout",
+            operation_timeout,
+            1.0,
+            3600.0,
+        )?;
+        if operation_timeout < attempt_timeout {
+            return Err(Error::config(
+                "phoenix.aws.operation_timeout",
+                format!("{operation_timeout} s is shorter than one attempt ({attempt_timeout} s)"),
+            ));
+        }
+        let max_attempts = self.max_attempts.unwrap_or(defaults::MAX_ATTEMPTS);
+        if !(1..=20).contains(&max_attempts) {
+            return Err(Error::config(
+                "phoenix.aws.max_attempts",
+                format!("{max_attempts} is out of range: between 1 and 20"),
+            ));
+        }
+        Ok(AwsSettings {
+            connect_timeout,
+            attempt_timeout,
+            operation_timeout,
+            max_attempts,
+        })
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "a mapping",
+    }
+}
+
+fn check_cluster_name(name: &str) -> Result<()> {
+    let valid = (1..=31).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::config(
+            "phoenix.cluster",
+            format!("{name:?} is not a cluster name: 1 to 31 lowercase letters, digits or '-', not starting with '-'"),
+        ))
+    }
+}
+
+fn check_region(region: &str) -> Result<()> {
+    // e.g. us-east-1, eu-central-2, us-gov-west-1, cn-north-1
+    let parts: Vec<&str> = region.split('-').collect();
+    let valid = parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok();
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::config(
+            "phoenix.region",
+            format!("{region:?} is not an AWS region name (like us-east-1)"),
+        ))
+    }
+}
+
+fn check_table_name(key: &str, name: &str) -> Result<()> {
+    let valid = (3..=255).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::config(
+            key,
+            format!("{name:?} is not a DynamoDB table name: 3 to 255 of a-z A-Z 0-9 _ - ."),
+        ))
+    }
+}
+
+fn check_queue_url(url: &str) -> Result<()> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(rest) if rest.split('/').filter(|s| !s.is_empty()).count() >= 3 => Ok(()),
+        _ => Err(Error::config(
+            "phoenix.queue_url",
+            format!("{url:?} is not an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)"),
+        )),
+    }
+}
+
+fn check_groups(key: &str, groups: &[String]) -> Result<()> {
+    if groups.is_empty() {
+        return Err(Error::config(
+            key,
+            "must name at least one AutoScaling group",
+        ));
+    }
+    for group in groups {
+        if group.is_empty() || group.len() > 255 {
+            return Err(Error::config(
+                key,
+                format!("{group:?} is not an AutoScaling group name (1 to 255 characters)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_range(key: &str, value: f64, min: f64, max: f64) -> Result<()> {
+    if value.is_finite() && (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::config(
+            key,
+            format!("{value} is out of range: between {min} and {max} seconds"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_key(json: &str) -> String {
+        match PhoenixConfig::from_json(json) {
+            Err(Error::Config { key, .. }) => key,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_cluster_name() {
+        let config = PhoenixConfig::from_json(r#"{"cluster": "prod"}"#).unwrap();
+        assert_eq!(config.masters_table, "phoenix-prod-masters");
+        assert_eq!(config.minions_table, "phoenix-prod-minions");
+        assert_eq!(config.master_key_secret, "phoenix/prod/master-key");
+        assert_eq!(config.master_groups, vec!["phoenix-prod-masters"]);
+        assert_eq!(config.minion_groups, vec!["phoenix-prod-minions"]);
+        assert_eq!(config.heartbeat_interval, defaults::HEARTBEAT_INTERVAL);
+        assert_eq!(config.aws.max_attempts, defaults::MAX_ATTEMPTS);
+        assert!(config.aws.attempt_timeout > SQS_LONG_POLL_SECONDS);
+        assert_eq!(config.region, None);
+    }
+
+    #[test]
+    fn each_bad_value_names_its_key() {
+        assert_eq!(err_key(r#"{}"#), "phoenix.cluster");
+        assert_eq!(err_key(r#"{"cluster": "Prod"}"#), "phoenix.cluster");
+        assert_eq!(
+            err_key(r#"{"cluster": "p", "heartbeat_interval": "5"}"#),
+            "phoenix.heartbeat_interval"
+        );
+        assert_eq!(
+            err_key(r#"{"cluster": "p", "heartbeat_interval": 0}"#),
+            "phoenix.heartbeat_interval"
+        );
+        assert_eq!(
+            err_key(r#"{"cluster": "p", "master_stale_after": 6}"#),
+            "phoenix.master_stale_after"
+        );
+        assert_eq!(
+            err_key(r#"{"cluster": "p", "region": "mars"}"#),
+            "phoenix.region"
+        );
+        assert_eq!(
+            err_key(r#"{"cluster": "p", "queue_url": "sqs"}"#),
+            "phoenix.queue_url"
+        );
+        assert_eq!(
+            err_key(r#"{"cluster": "p", "masters_table": "x"}"#),
+            "phoenix.masters_table"
+        );
+        assert_eq!(
+            err_key(r#"{"cluster": "p", "minion_groups": []}"#),
+            "phoenix.minion_groups"
+        );
+        assert_eq!(
+            err_key(r#"{"cluster": "p", "aws": {"attempt_timeout": 20}}"#),
+            "phoenix.aws.attempt_timeout"
+        );
+        assert_eq!(
+            err_key(r#"{"cluster": "p", "aws": {"max_attempts": -1}}"#),
+            "phoenix.aws.max_attempts"
+        );
+        assert_eq!(err_key(r#"[1, 2]"#), "phoenix");
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_that_names_it() {
+        match PhoenixConfig::from_json(r#"{"cluster": "p", "heartbeat_intervall": 5}"#) {
+            Err(Error::Config { key, reason }) => {
+                assert_eq!(key, "phoenix.heartbeat_intervall");
+                assert!(reason.contains("unknown field"), "{reason}");
+            }
+            other => panic!("expected a config error, got {other:?}"),
+        }
+        assert_eq!(
+            err_key(r#"{"cluster": "p", "aws": {"retries": 3}}"#),
+            "phoenix.aws.retries"
+        );
+    }
+
+    #[test]
+    fn the_engine_requires_a_queue_url() {
+        let config = PhoenixConfig::from_json(r#"{"cluster": "p"}"#).unwrap();
+        assert!(
+            matches!(config.require_queue_url(), Err(Error::Config { key, .. }) if key == "phoenix.queue_url")
+        );
+    }
+
+    #[test]
+    fn one_group_cannot_hold_both_roles() {
+        let json = r#"{"cluster": "p", "master_groups": ["g"], "minion_groups": ["g"]}"#;
+        assert_eq!(err_key(json), "phoenix.minion_groups");
+    }
+}

@@ -1,0 +1,169 @@
+//! Applying one queue message: parse, decide the role, write the registry, complete the
+//! lifecycle action when it is due.
+
+use super::events::{self, BusEvent};
+use super::lifecycle_action::{self, ActionResult};
+use super::queue::QueueMessage;
+use crate::aws::AwsClients;
+use crate::config::PhoenixConfig;
+use crate::lifecycle::{self, EventKind, InstanceEvent, LifecycleMessage, Role};
+use crate::registry::{self, LaunchHook};
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MessageOutcome {
+    /// Its effect is durable: delete it.
+    Done(Vec<BusEvent>),
+    /// A passing failure (AWS error, throttling): keep it for redelivery.
+    Retry(Vec<BusEvent>),
+    /// It can never apply: leave it for the dead-letter queue.
+    Rejected(BusEvent),
+}
+
+/// The role of the instance an event is about: from the configured groups, else from the
+/// hook's NotificationMetadata. None: not an instance of this cluster's groups.
+pub fn resolve_role(config: &PhoenixConfig, event: &InstanceEvent) -> Option<Role> {
+    let by_group = if config.master_groups.contains(&event.group) {
+        Some(Role::Master)
+    } else if config.minion_groups.contains(&event.group) {
+        Some(Role::Minion)
+    } else {
+        None
+    };
+    if let (Some(group_role), Some(metadata_role)) = (by_group, event.metadata_role) {
+        if group_role != metadata_role {
+            log::warn!(
+                "{}: group {} makes it a {group_role} but the hook's metadata says {metadata_role}; \
+                 the configured group wins",
+                event.instance_id,
+                event.group
+            );
+        }
+    }
+    by_group.or(event.metadata_role)
+}
+
+/// Applies one message body (from the queue, or pushed by SNS over HTTPS): the same path
+/// whatever the delivery.
+pub async fn apply_message(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+    message: &QueueMessage,
+) -> MessageOutcome {
+    let id = &message.message_id;
+    let event = match lifecycle::parse_message(&message.body) {
+        Ok(LifecycleMessage::Test { group, delivery }) => {
+            log::info!(
+                "message {id}: AutoScaling test notification from group {} ({delivery}); deleting it",
+                group.as_deref().unwrap_or("?")
+            );
+            return MessageOutcome::Done(Vec::new());
+        }
+        Ok(LifecycleMessage::Instance(event)) => event,
+        Err(error) => {
+            log::error!(
+                "message {id} rejected (received {} times; the queue's redrive policy moves it to \
+                 the dead-letter queue): {error}",
+                message.receive_count
+            );
+            return MessageOutcome::Rejected(events::unparseable(
+                id,
+                message.receive_count,
+                &error,
+            ));
+        }
+    };
+    let Some(role) = resolve_role(config, &event) else {
+        let error = format!(
+            "instance {} of group {} is in no configured group (phoenix.master_groups {:?}, \
+             phoenix.minion_groups {:?}) and its hook metadata names no role",
+            event.instance_id, event.group, config.master_groups, config.minion_groups
+        );
+        log::error!("message {id} rejected: {error}");
+        return MessageOutcome::Rejected(events::message_rejected(
+            id,
+            message.receive_count,
+            "unknown_group",
+            &error,
+        ));
+    };
+
+    let applied = match registry::apply_event(clients, config, role, &event).await {
+        Ok(applied) => applied,
+        Err(error) => {
+            log::warn!(
+                "message {id}: recording {} of {} failed, it will be retried: {error}",
+                event.kind,
+                event.instance_id
+            );
+            return MessageOutcome::Retry(Vec::new());
+        }
+    };
+    log::info!(
+        "message {id}: {} of {} {} (group {}, {}): {}",
+        event.kind,
+        role,
+        event.instance_id,
+        event.group,
+        event.delivery,
+        match applied {
+            registry::Applied::Moved => "recorded",
+            registry::Applied::AlreadyNewer => "the registry already holds a newer state",
+        }
+    );
+    let changed: Vec<BusEvent> = events::instance_changed(role, &event, applied)
+        .into_iter()
+        .collect();
+
+    if let Err(error) = complete_if_due(clients, config, role, &event).await {
+        log::warn!(
+            "message {id}: completing the lifecycle action of {} failed, it will be retried: {error}",
+            event.instance_id
+        );
+        return MessageOutcome::Retry(changed);
+    }
+    MessageOutcome::Done(changed)
+}
+
+/// Completes a hook's lifecycle action when nothing else will: always for terminations and
+/// masters' launches; for minions' launches only without highstate gating (the first
+/// highstate completes it otherwise).
+async fn complete_if_due(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+    role: Role,
+    event: &InstanceEvent,
+) -> crate::Result<()> {
+    let Some(action) = &event.lifecycle else {
+        return Ok(());
+    };
+    let due = match event.kind {
+        EventKind::Terminating => true,
+        EventKind::Launching => role == Role::Master || !config.highstate_gating,
+        _ => false,
+    };
+    if !due {
+        return Ok(());
+    }
+    let hook = LaunchHook {
+        hook_name: action.hook_name.clone(),
+        token: action.token.clone(),
+        group: action.group.clone(),
+    };
+    let completion = lifecycle_action::complete(
+        clients,
+        &hook,
+        event.instance_id.as_str(),
+        ActionResult::Continue,
+    )
+    .await?;
+    log::info!(
+        "{}: lifecycle action {} completed with CONTINUE ({completion:?})",
+        event.instance_id,
+        action.hook_name
+    );
+    if event.kind == EventKind::Launching {
+        registry::clear_launch_hook(clients, config, role, event.instance_id.as_str()).await?;
+    }
+    Ok(())
+}

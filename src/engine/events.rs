@@ -1,0 +1,70 @@
+//! The events Phoenix puts on the master's Salt event bus. The core builds them; the
+//! engine's Python shim fires them.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::lifecycle::{InstanceEvent, MessageError, Role};
+use crate::registry::{Applied, InstanceState, LiveMaster};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BusEvent {
+    pub tag: String,
+    pub data: Value,
+}
+
+/// `phoenix/instance/<id>/launched` or `.../terminated`, when an event moved a row into a
+/// launch or termination state.
+pub fn instance_changed(role: Role, event: &InstanceEvent, applied: Applied) -> Option<BusEvent> {
+    if applied != Applied::Moved {
+        return None;
+    }
+    let state = InstanceState::implied_by(event.kind);
+    let what = match state {
+        InstanceState::Launching | InstanceState::Running => "launched",
+        InstanceState::Terminating | InstanceState::Terminated => "terminated",
+    };
+    Some(BusEvent {
+        tag: format!("phoenix/instance/{}/{what}", event.instance_id),
+        data: json!({
+            "instance_id": event.instance_id.as_str(),
+            "role": role.as_str(),
+            "group": event.group,
+            "state": state.as_str(),
+            "event": event.kind.as_str(),
+            "time_ms": event.time_ms,
+            "delivery": event.delivery.as_str(),
+        }),
+    })
+}
+
+/// `phoenix/masters/changed`: the live master list moved.
+pub fn masters_changed(previous: &[LiveMaster], masters: &[LiveMaster]) -> BusEvent {
+    BusEvent {
+        tag: "phoenix/masters/changed".to_owned(),
+        data: json!({ "masters": masters, "previous": previous }),
+    }
+}
+
+/// `phoenix/message/rejected`: a message that can never be applied.
+pub fn message_rejected(
+    message_id: &str,
+    receive_count: u32,
+    reason: &str,
+    error: &str,
+) -> BusEvent {
+    BusEvent {
+        tag: "phoenix/message/rejected".to_owned(),
+        data: json!({
+            "message_id": message_id,
+            "receive_count": receive_count,
+            "reason": reason,
+            "error": error,
+        }),
+    }
+}
+
+/// The rejection of a body the parser refused.
+pub fn unparseable(message_id: &str, receive_count: u32, error: &MessageError) -> BusEvent {
+    message_rejected(message_id, receive_count, error.kind(), &error.to_string())
+}

@@ -1,0 +1,164 @@
+//! The `instance_manager` engine's core: turn queue messages into registry rows, complete
+//! lifecycle actions, heartbeat this master, and say what happened as Salt bus events.
+//!
+//! Invariant 2 shapes [`poll_once`]: a message is deleted only once its effect is durable;
+//! a failure leaves it in the queue for redelivery; a message that can never apply is left
+//! for the dead-letter queue (the queue's redrive policy), never deleting it and never
+//! stopping the engine.
+
+mod apply;
+mod events;
+mod identity;
+mod lifecycle_action;
+mod queue;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures_util::future::join_all;
+use serde::Serialize;
+
+pub use apply::{apply_message, resolve_role, MessageOutcome};
+pub use events::{masters_changed, BusEvent};
+pub use identity::{resolve_identity, MasterIdentity};
+pub use lifecycle_action::{complete, ActionResult, Completion};
+pub use queue::{QueueMessage, BATCH, LONG_POLL_SECONDS};
+
+use crate::aws::AwsClients;
+use crate::config::PhoenixConfig;
+use crate::error::Result;
+use crate::lifecycle::{EventKind, InstanceEvent, InstanceId, Role};
+use crate::registry::{self, LiveMaster};
+
+/// What one poll of the queue did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct PollReport {
+    pub received: usize,
+    pub deleted: usize,
+    /// Applied but not deleted (the batch delete failed for them): they come back and are
+    /// applied again, which changes nothing.
+    pub delete_failed: usize,
+    /// Not applied because of a passing failure: left for redelivery.
+    pub retry: usize,
+    /// Can never apply: left for the dead-letter queue.
+    pub rejected: usize,
+    /// SQS calls made (receives and deletes).
+    pub sqs_calls: usize,
+    pub events: Vec<BusEvent>,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// Receives one batch (long poll of `wait_seconds`), applies its messages concurrently, and
+/// deletes exactly those whose effect is durable.
+pub async fn poll_once(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+    wait_seconds: i32,
+) -> Result<PollReport> {
+    let queue_url = config.require_queue_url()?;
+    let messages = queue::receive(clients, queue_url, wait_seconds).await?;
+    let mut report = PollReport {
+        received: messages.len(),
+        sqs_calls: 1,
+        ..PollReport::default()
+    };
+    if messages.is_empty() {
+        return Ok(report);
+    }
+    // The batch is applied concurrently: ten registry writes take the time of one.
+    let outcomes = join_all(
+        messages
+            .iter()
+            .map(|message| apply_message(clients, config, message)),
+    )
+    .await;
+    let mut done = Vec::new();
+    for (message, outcome) in messages.iter().zip(outcomes) {
+        match outcome {
+            MessageOutcome::Done(events) => {
+                done.push(message);
+                report.events.extend(events);
+            }
+            MessageOutcome::Retry(events) => {
+                report.retry += 1;
+                report.events.extend(events);
+            }
+            MessageOutcome::Rejected(event) => {
+                report.rejected += 1;
+                report.events.push(event);
+            }
+        }
+    }
+    if !done.is_empty() {
+        report.sqs_calls += done.len().div_ceil(BATCH);
+        let deleted = queue::delete(clients, queue_url, &done).await?;
+        for (message_id, why) in &deleted.failed {
+            log::warn!("message {message_id} was applied but not deleted ({why}); it will come back and change nothing");
+        }
+        report.deleted = deleted.deleted.len();
+        report.delete_failed = deleted.failed.len();
+    }
+    Ok(report)
+}
+
+/// Registers this master as running (an event of its own, at the current time, through
+/// the same forward-only write as every other event) and records its first heartbeat.
+pub async fn register_master(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+    identity: &MasterIdentity,
+) -> Result<registry::Applied> {
+    let instance_id: InstanceId = identity
+        .instance_id
+        .parse()
+        .map_err(|err| crate::Error::config("phoenix.master_id", format!("{err}")))?;
+    let now = now_ms();
+    let event = InstanceEvent {
+        instance_id,
+        group: identity.group.clone(),
+        kind: EventKind::Launched,
+        time_ms: now,
+        lifecycle: None,
+        metadata_role: Some(Role::Master),
+        availability_zone: identity.availability_zone.clone(),
+        delivery: crate::lifecycle::Delivery::Direct,
+    };
+    let applied = registry::apply_event(clients, config, Role::Master, &event).await?;
+    registry::record_heartbeat(
+        clients,
+        config,
+        &identity.instance_id,
+        &identity.address,
+        now,
+    )
+    .await?;
+    Ok(applied)
+}
+
+/// One heartbeat of this master, then the live master list as it stands after it.
+pub async fn heartbeat(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+    identity: &MasterIdentity,
+) -> Result<(bool, Vec<LiveMaster>)> {
+    let now = now_ms();
+    let recorded = registry::record_heartbeat(
+        clients,
+        config,
+        &identity.instance_id,
+        &identity.address,
+        now,
+    )
+    .await?;
+    let rows = registry::read_master_heartbeats(clients, config).await?;
+    let stale_after_ms = (config.master_stale_after * 1000.0) as i64;
+    Ok((
+        recorded,
+        registry::live_masters(&rows, now_ms(), stale_after_ms),
+    ))
+}

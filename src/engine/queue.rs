@@ -1,0 +1,110 @@
+//! The SQS queue the lifecycle hooks and notifications feed: long-poll receives and batch
+//! deletes that report each entry's outcome.
+
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+
+use crate::aws::{AwsClients, AwsResultExt};
+use crate::error::{Error, Result};
+
+/// The most messages one ReceiveMessage and one DeleteMessageBatch can carry.
+pub const BATCH: usize = 10;
+/// The longest long poll SQS allows: an idle engine makes three receives a minute.
+pub const LONG_POLL_SECONDS: i32 = 20;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    /// How often SQS has handed this message out, this time included.
+    pub receive_count: u32,
+}
+
+/// Receives up to [`BATCH`] messages, waiting up to `wait_seconds` for the first one.
+pub async fn receive(
+    clients: &AwsClients,
+    queue_url: &str,
+    wait_seconds: i32,
+) -> Result<Vec<QueueMessage>> {
+    let output = clients
+        .sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(BATCH as i32)
+        .wait_time_seconds(wait_seconds)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .send()
+        .await
+        .aws_context("sqs", "ReceiveMessage")?;
+    Ok(output
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|message| {
+            let receive_count = message
+                .attributes
+                .as_ref()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|count| count.parse().ok())
+                .unwrap_or(1);
+            Some(QueueMessage {
+                message_id: message.message_id?,
+                receipt_handle: message.receipt_handle?,
+                body: message.body.unwrap_or_default(),
+                receive_count,
+            })
+        })
+        .collect())
+}
+
+/// What a batch delete did, entry by entry.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    pub deleted: Vec<String>,
+    /// (message id, why): left in the queue, to come back after its visibility timeout.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Deletes `messages` in batches of ten, checking every entry: a batch call can succeed
+/// while single entries fail.
+pub async fn delete(
+    clients: &AwsClients,
+    queue_url: &str,
+    messages: &[&QueueMessage],
+) -> Result<DeleteOutcome> {
+    let mut outcome = DeleteOutcome::default();
+    for chunk in messages.chunks(BATCH) {
+        // Entry ids only need to be unique in the batch: the position is.
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, message)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&message.receipt_handle)
+                    .build()
+                    .map_err(|err| Error::Internal(format!("building a delete entry: {err}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let output = clients
+            .sqs
+            .delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .aws_context("sqs", "DeleteMessageBatch")?;
+        for entry in output.successful {
+            if let Some(message) = entry.id.parse::<usize>().ok().and_then(|i| chunk.get(i)) {
+                outcome.deleted.push(message.message_id.clone());
+            }
+        }
+        for entry in output.failed {
+            if let Some(message) = entry.id.parse::<usize>().ok().and_then(|i| chunk.get(i)) {
+                let why = format!("{}: {}", entry.code, entry.message.unwrap_or_default());
+                outcome.failed.push((message.message_id.clone(), why));
+            }
+        }
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,563 @@
+//! The key-reconcile plan: what one master must do to its minion keys so they agree with the
+//! registry.
+//!
+//! [`plan_key_actions`] is a pure function of the registry, this master's keys and the key
+//! policy. It reads nothing and changes nothing; the caller carries the actions out through
+//! Salt's wheel key functions and the registry. The rules, per minion id:
+//!
+//! - Ids listed in [`KeyPolicy::unmanaged`], and ids the registry does not hold, are never
+//!   touched, whatever state their keys are in. A pending key of an unknown id stays pending:
+//!   the instance may not be registered yet, and the next plan accepts it once it is.
+//! - Registry ids that are not EC2 instance ids are ignored (with a warning). Instance ids
+//!   hold no glob characters, so no action can ever be widened into a pattern by a key API
+//!   that globs.
+//! - Terminating or terminated instance: delete each of its keys, in every state (accepted,
+//!   pending, rejected, denied).
+//! - Live instance (launching or running):
+//!   - not pinned yet: a pending key is pinned and accepted ([`KeyAction::Pin`] then
+//!     [`KeyAction::Accept`]); an accepted key that Phoenix has not pinned (accepted by hand, or
+//!     a pin write that failed after the accept) is pinned as it is;
+//!   - pinned: a pending key with the pinned fingerprint is accepted; one with another
+//!     fingerprint is rejected and reported as a mismatch (deleted instead, when the pinned
+//!     key is already accepted here, so a rejected key cannot shadow it); an accepted key with
+//!     another fingerprint is deleted and reported as a mismatch, and the pinned key is
+//!     pre-seeded in its place;
+//!   - the registry's pins and this master's keys disagree in ways no rule settles (two
+//!     different pending or accepted keys and no pin, or two registry rows pinning different
+//!     keys): nothing is done and a warning is logged, for an operator to decide;
+//!   - pinned, and no accepted, pending or rejected key here: the pinned public key is written
+//!     as accepted ([`KeyAction::PreSeed`]), so a minion failing over to this master is
+//!     accepted at once;
+//!   - rejected and denied keys are left alone: rejecting is an operator's (or a mismatch's)
+//!     decision, and denied keys are Salt's record of refused keys.
+//!
+//! Applying a plan and planning again yields no action: the plan is idempotent, and it does not
+//! depend on the order of its inputs. It runs in O(n log n).
+
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::quote;
+use super::fingerprint::pem_fingerprint;
+use crate::lifecycle::InstanceId;
+
+/// An instance's state in the registry. States only move forward, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistryState {
+    /// The launch lifecycle hook fired; the instance is booting.
+    Launching,
+    /// In service.
+    Running,
+    /// The terminate lifecycle hook fired; the instance is leaving.
+    Terminating,
+    /// Gone.
+    Terminated,
+}
+
+impl RegistryState {
+    /// Whether a key may be accepted for an instance in this state.
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Launching | Self::Running)
+    }
+}
+
+/// A minion as the registry holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryMinion {
+    /// The instance id, which is also the minion id.
+    pub id: String,
+    /// The instance's state.
+    pub state: RegistryState,
+    /// The key pinned at first acceptance, if any.
+    #[serde(default)]
+    pub pinned: Option<PinnedKey>,
+}
+
+/// The key a minion was first accepted with, as stored in the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinnedKey {
+    /// Salt's fingerprint of the key ([`super::pem_fingerprint`]).
+    pub fingerprint: String,
+    /// The PEM public key, written to masters that have not seen the minion yet.
+    pub public_key: String,
+}
+
+/// The state of a key on this master, in Salt's words (`salt-key -L`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalKeyState {
+    /// Accepted (`minions`).
+    Accepted,
+    /// Waiting for acceptance (`minions_pre`, "Unaccepted Keys").
+    Pending,
+    /// Rejected (`minions_rejected`).
+    Rejected,
+    /// Refused by Salt because the id already had another accepted key (`minions_denied`).
+    Denied,
+}
+
+impl LocalKeyState {
+    /// The key list Salt's wheel `key.*_dict` functions and `key.list_all` use for this state.
+    pub fn salt_list(self) -> &'static str {
+        match self {
+            Self::Accepted => "minions",
+            Self::Pending => "minions_pre",
+            Self::Rejected => "minions_rejected",
+            Self::Denied => "minions_denied",
+        }
+    }
+}
+
+/// One key on this master.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalKey {
+    /// The minion id the key is filed under.
+    pub id: String,
+    /// Its state.
+    pub state: LocalKeyState,
+    /// Salt's fingerprint of the key ([`super::pem_fingerprint`]). A key the caller could not
+    /// fingerprint must be left out rather than passed with a made-up value.
+    pub fingerprint: String,
+}
+
+/// What the operator told Phoenix about keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPolicy {
+    /// Exact minion ids Phoenix never touches, even when the registry knows them.
+    #[serde(default)]
+    pub unmanaged: BTreeSet<String>,
+}
+
+/// Why a key is deleted.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum DeleteReason {
+    /// The registry holds the instance as terminating or terminated.
+    Terminated,
+    /// The key differs from the pinned one: fire `phoenix/key/mismatch`.
+    Mismatch {
+        /// The pinned fingerprint.
+        pinned: String,
+    },
+}
+
+/// One step of the plan.
+///
+/// Serialized with an `action` tag (`delete`, `reject`, `pin`, `accept`, `pre_seed`) and the
+/// fields flat beside it. Within one id, actions come in the order they must be carried out:
+/// delete, reject, pin, accept, pre-seed. In particular the pin is written before the key is
+/// accepted, so that when the registry refuses the pin (another master pinned another key
+/// first) the caller skips the accept.
+///
+/// Each action names the fingerprint it was planned for. A key can change between the listing
+/// and the action (a minion re-authenticating with another key): the caller acts only while the
+/// key still has that fingerprint, and otherwise leaves it to the next plan.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum KeyAction {
+    /// Delete the key of `id` in `state` (Salt's `key.delete_dict`).
+    Delete {
+        id: String,
+        state: LocalKeyState,
+        fingerprint: String,
+        #[serde(flatten)]
+        reason: DeleteReason,
+    },
+    /// Reject the pending key of `id`: it differs from the pinned key. Fire
+    /// `phoenix/key/mismatch`.
+    Reject {
+        id: String,
+        fingerprint: String,
+        pinned: String,
+    },
+    /// Record the key of `id` (now in `state`) as its pinned key in the registry, only if the
+    /// registry holds no pin yet (a conditional write). The caller reads the public key.
+    Pin {
+        id: String,
+        state: LocalKeyState,
+        fingerprint: String,
+    },
+    /// Accept the pending key of `id`.
+    Accept { id: String, fingerprint: String },
+    /// Write the pinned public key of `id` as an accepted key on this master.
+    PreSeed {
+        id: String,
+        fingerprint: String,
+        public_key: String,
+    },
+}
+
+impl KeyAction {
+    /// The minion id the action is about.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Delete { id, .. }
+            | Self::Reject { id, .. }
+            | Self::Pin { id, .. }
+            | Self::Accept { id, .. }
+            | Self::PreSeed { id, .. } => id,
+        }
+    }
+
+    /// The serialized `action` tag.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Delete { .. } => "delete",
+            Self::Reject { .. } => "reject",
+            Self::Pin { .. } => "pin",
+            Self::Accept { .. } => "accept",
+            Self::PreSeed { .. } => "pre_seed",
+        }
+    }
+
+    /// Position of the action within one id: the order it must be carried out in.
+    fn rank(&self) -> u8 {
+        match self {
+            Self::Delete { .. } => 0,
+            Self::Reject { .. } => 1,
+            Self::Pin { .. } => 2,
+            Self::Accept { .. } => 3,
+            Self::PreSeed { .. } => 4,
+        }
+    }
+
+    /// The remaining fields, to order actions of the same id and kind deterministically.
+    fn detail(&self) -> (Option<LocalKeyState>, &str, Option<&DeleteReason>, &str) {
+        match self {
+            Self::Delete {
+                state,
+                fingerprint,
+                reason,
+                ..
+            } => (Some(*state), fingerprint, Some(reason), ""),
+            Self::Reject {
+                fingerprint,
+                pinned,
+                ..
+            } => (None, fingerprint, None, pinned),
+            Self::Pin {
+                state, fingerprint, ..
+            } => (Some(*state), fingerprint, None, ""),
+            Self::Accept { fingerprint, .. } => (None, fingerprint, None, ""),
+            Self::PreSeed {
+                fingerprint,
+                public_key,
+                ..
+            } => (None, fingerprint, None, public_key),
+        }
+    }
+}
+
+impl Ord for KeyAction {
+    /// By id, then in the order the actions of one id are carried out, then by the remaining
+    /// fields, so the plan is the same whatever order its inputs came in.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.id()
+            .cmp(other.id())
+            .then_with(|| self.rank().cmp(&other.rank()))
+            .then_with(|| self.detail().cmp(&other.detail()))
+    }
+}
+
+impl PartialOrd for KeyAction {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Plans the key actions that bring this master's keys in line with the registry.
+///
+/// `registry` is every minion the registry holds, `local` every key on this master (each
+/// accepted, pending, rejected and denied key once). See the module documentation for the
+/// rules. The result is sorted by id, then in the order the actions must be carried out, and
+/// holds no duplicates.
+pub fn plan_key_actions(
+    registry: &[RegistryMinion],
+    local: &[LocalKey],
+    policy: &KeyPolicy,
+) -> Vec<KeyAction> {
+    let (known, index) = known_minions(registry, policy);
+
+    // The keys of managed ids, each tagged with its minion's position in `known` and its
+    // state, then grouped by both. One hash lookup per key, and a sort on small copied values:
+    // the sort follows a key's pointer only to break a tie (the same id and state twice).
+    let mut keys: Vec<(usize, LocalKeyState, &LocalKey)> = local
+        .iter()
+        .filter_map(|key| index.get(key.id.as_str()).map(|&at| (at, key.state, key)))
+        .collect();
+    keys.sort_unstable_by(|(at_a, state_a, a), (at_b, state_b, b)| {
+        (at_a, state_a)
+            .cmp(&(at_b, state_b))
+            .then_with(|| a.fingerprint.cmp(&b.fingerprint))
+    });
+    keys.dedup_by(|(at_a, state_a, a), (at_b, state_b, b)| {
+        at_a == at_b && state_a == state_b && a.fingerprint == b.fingerprint
+    });
+
+    let mut actions = Vec::new();
+    let mut rest = keys.as_slice();
+    let mut own: Vec<&LocalKey> = Vec::new();
+    for (at, minion) in known.iter().enumerate() {
+        let count = rest.iter().take_while(|(key_at, ..)| *key_at == at).count();
+        let (mine, tail) = rest.split_at(count);
+        rest = tail;
+        own.clear();
+        own.extend(mine.iter().map(|(.., key)| *key));
+        plan_minion(minion, &own, &mut actions);
+    }
+
+    actions.sort();
+    actions.dedup();
+    actions
+}
+
+/// A registry minion Phoenix manages, its duplicates merged.
+struct Known<'a> {
+    id: &'a str,
+    state: RegistryState,
+    pin: Pin<'a>,
+}
+
+/// What the registry says about a minion's pin.
+#[derive(Clone, Copy)]
+enum Pin<'a> {
+    None,
+    One(&'a PinnedKey),
+    /// Several entries for one id pin different keys: nothing can be trusted.
+    Conflict,
+}
+
+impl<'a> Pin<'a> {
+    /// Adds another registry entry's pin. The result does not depend on the order entries
+    /// come in.
+    fn merge(self, other: Option<&'a PinnedKey>) -> Self {
+        match (self, other) {
+            (pin, None) => pin,
+            (Pin::None, Some(new)) => Pin::One(new),
+            (Pin::One(old), Some(new)) if old.fingerprint == new.fingerprint => {
+                // Same key: keep the copy whose public key sorts first, so the pre-seeded
+                // text does not depend on input order.
+                Pin::One(if new.public_key < old.public_key {
+                    new
+                } else {
+                    old
+                })
+            }
+            _ => Pin::Conflict,
+        }
+    }
+}
+
+/// The registry minions the plan may act on (valid instance ids, not unmanaged), and where
+/// each id sits in that list.
+///
+/// The registry holds one row per instance, but the plan must not depend on its input being
+/// well formed: duplicate entries merge into the most advanced state (states only move
+/// forward), and into one pin unless they pin different keys.
+fn known_minions<'a>(
+    registry: &'a [RegistryMinion],
+    policy: &KeyPolicy,
+) -> (Vec<Known<'a>>, HashMap<&'a str, usize>) {
+    let mut known: Vec<Known<'a>> = Vec::with_capacity(registry.len());
+    let mut index: HashMap<&'a str, usize> = HashMap::with_capacity(registry.len());
+    let mut invalid = 0_usize;
+    let mut first_invalid = None;
+    for minion in registry {
+        if policy.unmanaged.contains(&minion.id) {
+            continue;
+        }
+        if minion.id.parse::<InstanceId>().is_err() {
+            invalid += 1;
+            first_invalid.get_or_insert(minion.id.as_str());
+            continue;
+        }
+        match index
+            .get(minion.id.as_str())
+            .and_then(|&at| known.get_mut(at))
+        {
+            Some(seen) => {
+                seen.state = seen.state.max(minion.state);
+                seen.pin = seen.pin.merge(minion.pinned.as_ref());
+            }
+            None => {
+                index.insert(&minion.id, known.len());
+                known.push(Known {
+                    id: &minion.id,
+                    state: minion.state,
+                    pin: Pin::None.merge(minion.pinned.as_ref()),
+                });
+            }
+        }
+    }
+    if let Some(example) = first_invalid {
+        log::warn!(
+            "ignored {invalid} registry minion(s) whose id is not an EC2 instance id, e.g. {}",
+            quote(example)
+        );
+    }
+    (known, index)
+}
+
+/// The actions for one managed minion, given all its keys on this master (sorted by state).
+fn plan_minion(minion: &Known<'_>, keys: &[&LocalKey], actions: &mut Vec<KeyAction>) {
+    if !minion.state.is_live() {
+        for key in keys {
+            actions.push(delete(key, DeleteReason::Terminated));
+        }
+        return;
+    }
+    let in_state = |state| keys.iter().filter(move |key| key.state == state);
+    let pin = match minion.pin {
+        Pin::Conflict => {
+            log::warn!(
+                "registry entries for {} pin different keys: leaving its keys alone",
+                minion.id
+            );
+            return;
+        }
+        Pin::One(pinned) => Some(pinned),
+        Pin::None => None,
+    };
+
+    // The fingerprint every accepted and pending key must have: the registry's pin, else
+    // (first acceptance) the key already accepted here, else the one pending key.
+    let expected: &str = match pin {
+        Some(pinned) => {
+            for key in in_state(LocalKeyState::Accepted) {
+                if key.fingerprint != pinned.fingerprint {
+                    actions.push(delete(
+                        key,
+                        DeleteReason::Mismatch {
+                            pinned: pinned.fingerprint.clone(),
+                        },
+                    ));
+                }
+            }
+            &pinned.fingerprint
+        }
+        None => match single_fingerprint(in_state(LocalKeyState::Accepted)) {
+            Single::One(key) => {
+                actions.push(KeyAction::Pin {
+                    id: minion.id.to_owned(),
+                    state: LocalKeyState::Accepted,
+                    fingerprint: key.fingerprint.clone(),
+                });
+                &key.fingerprint
+            }
+            Single::Several => {
+                log::warn!(
+                    "{} has several accepted keys and no pin: leaving its keys alone",
+                    minion.id
+                );
+                return;
+            }
+            Single::Zero => match single_fingerprint(in_state(LocalKeyState::Pending)) {
+                Single::One(key) => {
+                    actions.push(KeyAction::Pin {
+                        id: minion.id.to_owned(),
+                        state: LocalKeyState::Pending,
+                        fingerprint: key.fingerprint.clone(),
+                    });
+                    &key.fingerprint
+                }
+                Single::Several => {
+                    log::warn!(
+                        "{} has several pending keys and no pin: leaving them pending",
+                        minion.id
+                    );
+                    return;
+                }
+                Single::Zero => return,
+            },
+        },
+    };
+
+    // With the right key already accepted here, a wrong pending key is deleted instead of
+    // rejected: in Salt 3006 and 3007 a rejected key is checked before the accepted one and
+    // would lock the genuine minion out of this master.
+    let good_accepted = in_state(LocalKeyState::Accepted).any(|key| key.fingerprint == expected);
+    for key in in_state(LocalKeyState::Pending) {
+        if key.fingerprint == expected {
+            actions.push(KeyAction::Accept {
+                id: minion.id.to_owned(),
+                fingerprint: key.fingerprint.clone(),
+            });
+        } else if good_accepted {
+            actions.push(delete(
+                key,
+                DeleteReason::Mismatch {
+                    pinned: expected.to_owned(),
+                },
+            ));
+        } else {
+            actions.push(KeyAction::Reject {
+                id: minion.id.to_owned(),
+                fingerprint: key.fingerprint.clone(),
+                pinned: expected.to_owned(),
+            });
+        }
+    }
+
+    // Pre-seed when nothing here will stand once the plan is carried out: no accepted key with
+    // the pinned fingerprint (others are deleted above), no pending or rejected key. Denied
+    // keys do not count: Salt keeps them only as a record of refused keys.
+    if let Some(pinned) = pin {
+        let kept = keys.iter().any(|key| match key.state {
+            LocalKeyState::Accepted => key.fingerprint == expected,
+            LocalKeyState::Pending | LocalKeyState::Rejected => true,
+            LocalKeyState::Denied => false,
+        });
+        if !kept {
+            pre_seed(minion.id, pinned, actions);
+        }
+    }
+}
+
+/// Pre-seeds the pinned key, after checking that the registry's public key really has the
+/// pinned fingerprint: a damaged row must not put an unpinned key in `minions`.
+fn pre_seed(id: &str, pinned: &PinnedKey, actions: &mut Vec<KeyAction>) {
+    match pem_fingerprint(&pinned.public_key) {
+        Ok(fingerprint) if fingerprint == pinned.fingerprint => actions.push(KeyAction::PreSeed {
+            id: id.to_owned(),
+            fingerprint,
+            public_key: pinned.public_key.clone(),
+        }),
+        Ok(fingerprint) => log::warn!(
+            "not pre-seeding {id}: the registry's public key has fingerprint {fingerprint}, \
+             not the pinned {}",
+            quote(&pinned.fingerprint)
+        ),
+        Err(err) => log::warn!("not pre-seeding {id}: the registry's public key: {err}"),
+    }
+}
+
+fn delete(key: &LocalKey, reason: DeleteReason) -> KeyAction {
+    KeyAction::Delete {
+        id: key.id.clone(),
+        state: key.state,
+        fingerprint: key.fingerprint.clone(),
+        reason,
+    }
+}
+
+enum Single<'a> {
+    Zero,
+    One(&'a LocalKey),
+    /// Keys with different fingerprints.
+    Several,
+}
+
+/// Whether the keys agree on one fingerprint.
+fn single_fingerprint<'a>(mut keys: impl Iterator<Item = &'a &'a LocalKey>) -> Single<'a> {
+    let Some(first) = keys.next() else {
+        return Single::Zero;
+    };
+    if keys.all(|key| key.fingerprint == first.fingerprint) {
+        Single::One(first)
+    } else {
+        Single::Several
+    }
+}

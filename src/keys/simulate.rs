@@ -1,0 +1,125 @@
+//! Test-only: a tiny model of one master's keys and the registry, to carry a plan out and plan
+//! again. Each action does what the caller does through Salt's wheel key functions and the
+//! registry, in Salt 3006/3007's file layout (one file per id in each of `minions`,
+//! `minions_pre`, `minions_rejected`; denied keys kept apart).
+
+use super::{pem_fingerprint, KeyAction, LocalKey, LocalKeyState, PinnedKey, RegistryMinion};
+
+/// A few well-formed public keys and their fingerprints.
+pub struct KeyRing {
+    keys: Vec<(String, String)>,
+}
+
+impl KeyRing {
+    pub fn new(count: usize) -> Self {
+        Self {
+            keys: (0..count)
+                .map(|n| {
+                    let pem = pem(n);
+                    (pem_fingerprint(&pem).unwrap(), pem)
+                })
+                .collect(),
+        }
+    }
+
+    /// The fingerprint of key `n`.
+    pub fn finger(&self, n: usize) -> String {
+        self.keys[n].0.clone()
+    }
+
+    /// The pin a master would record for key `n`.
+    pub fn pinned(&self, n: usize) -> PinnedKey {
+        PinnedKey {
+            fingerprint: self.keys[n].0.clone(),
+            public_key: self.keys[n].1.clone(),
+        }
+    }
+
+    /// The public key with this fingerprint; for a fingerprint the ring does not hold, a text
+    /// that is not a key (so the registry row it lands in cannot be pre-seeded).
+    fn public_key(&self, fingerprint: &str) -> String {
+        self.keys
+            .iter()
+            .find(|(finger, _)| finger == fingerprint)
+            .map_or_else(
+                || format!("no key for {fingerprint}"),
+                |(_, pem)| pem.clone(),
+            )
+    }
+}
+
+/// A distinct, well-formed PEM public key for each `n`.
+pub fn pem(n: usize) -> String {
+    format!("-----BEGIN PUBLIC KEY-----\nMIIBIjAN{n:0>56}\nIDAQAB\n-----END PUBLIC KEY-----\n")
+}
+
+/// The registry and this master's keys.
+#[derive(Debug, Clone)]
+pub struct World {
+    pub registry: Vec<RegistryMinion>,
+    pub local: Vec<LocalKey>,
+}
+
+impl World {
+    /// Carries `actions` out, in order.
+    pub fn apply(&mut self, actions: &[KeyAction], ring: &KeyRing) {
+        for action in actions {
+            match action {
+                KeyAction::Delete {
+                    id,
+                    state,
+                    fingerprint,
+                    ..
+                } => self.local.retain(|key| {
+                    !(key.id == *id && key.state == *state && key.fingerprint == *fingerprint)
+                }),
+                KeyAction::Reject {
+                    id, fingerprint, ..
+                } => {
+                    self.remove(id, LocalKeyState::Pending, Some(fingerprint));
+                    self.remove(id, LocalKeyState::Rejected, None);
+                    self.add(id, LocalKeyState::Rejected, fingerprint);
+                }
+                KeyAction::Pin {
+                    id, fingerprint, ..
+                } => {
+                    // A conditional write: only where no pin is recorded yet.
+                    for minion in self.registry.iter_mut().filter(|m| m.id == *id) {
+                        if minion.pinned.is_none() {
+                            minion.pinned = Some(PinnedKey {
+                                fingerprint: fingerprint.clone(),
+                                public_key: ring.public_key(fingerprint),
+                            });
+                        }
+                    }
+                }
+                KeyAction::Accept { id, fingerprint } => {
+                    self.remove(id, LocalKeyState::Pending, Some(fingerprint));
+                    self.remove(id, LocalKeyState::Accepted, None);
+                    self.add(id, LocalKeyState::Accepted, fingerprint);
+                }
+                KeyAction::PreSeed { id, public_key, .. } => {
+                    self.remove(id, LocalKeyState::Accepted, None);
+                    let fingerprint = pem_fingerprint(public_key).unwrap();
+                    self.add(id, LocalKeyState::Accepted, &fingerprint);
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &str, state: LocalKeyState, fingerprint: Option<&String>) {
+        self.local.retain(|key| {
+            !(key.id == id
+                && key.state == state
+                && fingerprint.is_none_or(|finger| key.fingerprint == *finger))
+        });
+    }
+
+    fn add(&mut self, id: &str, state: LocalKeyState, fingerprint: &str) {
+        self.local.push(LocalKey {
+            id: id.to_owned(),
+            state,
+            fingerprint: fingerprint.to_owned(),
+        });
+    }
+}

@@ -1,0 +1,20 @@
+//! Phoenix: SaltStack high availability on AWS.
+//!
+//! The domain modules know nothing about Python; the `bindings` module (feature `python`,
+//! turned on by maturin) exposes them as `phoenix_salt._core`.
+
+pub mod aws;
+pub mod config;
+pub mod dropin;
+pub mod engine;
+pub mod error;
+pub mod keys;
+pub mod lifecycle;
+pub mod ordering;
+pub mod process;
+pub mod registry;
+
+#[cfg(feature = "python")]
+mod bindings;
+
+pub use error::{Error, Result};

@@ -1,0 +1,332 @@
+//! Reading and writing instance rows.
+//!
+//! Every write that comes from an AutoScaling event is conditional on the event moving the
+//! row forward (see `state.rs`), so an older or duplicate event never overwrites a newer one.
+//! The facts an event carries (group, zone, per-kind event time) are recorded whatever the
+//! order: they are the same in every copy of an event, so recording them is idempotent.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+
+use super::state::{event_time_attribute, InstanceState};
+use super::{CLUSTER_KEY, EXPIRES_AT, INSTANCE_KEY};
+use crate::aws::{AwsClients, AwsResultExt};
+use crate::config::PhoenixConfig;
+use crate::error::{Error, Result};
+use crate::lifecycle::{EventKind, InstanceEvent, Role};
+
+/// What applying one event did to its row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Applied {
+    /// The row moved to the state the event implies.
+    Moved,
+    /// The row was already as far or further: only the event's facts were recorded.
+    AlreadyNewer,
+}
+
+/// One row of the registry, as readers see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceRecord {
+    pub instance_id: String,
+    pub role: Role,
+    pub state: InstanceState,
+    pub group: Option<String>,
+    pub availability_zone: Option<String>,
+    pub address: Option<String>,
+    /// Time of the event that set the current state.
+    pub event_ms: i64,
+    pub launch_ms: Option<i64>,
+    pub heartbeat_ms: Option<i64>,
+    pub expires_at: Option<i64>,
+    /// The launch lifecycle action still open for this instance, when one is.
+    pub launch_hook: Option<LaunchHook>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LaunchHook {
+    pub hook_name: String,
+    pub token: String,
+    pub group: String,
+}
+
+impl InstanceRecord {
+    /// Whether DynamoDB's TTL has passed for this row (TTL deletion lags by up to days, so
+    /// readers must ignore expired rows themselves).
+    pub fn is_expired(&self, now_ms: i64) -> bool {
+        self.expires_at
+            .is_some_and(|at| at.saturating_mul(1000) <= now_ms)
+    }
+}
+
+/// The table a role's rows live in.
+pub fn table_for(config: &PhoenixConfig, role: Role) -> &str {
+    match role {
+        Role::Master => &config.masters_table,
+        Role::Minion => &config.minions_table,
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Records `event` for an instance of `role`. The state moves only forward; the event's
+/// facts are recorded in every case. Idempotent: applying the same event again changes
+/// nothing.
+pub async fn apply_event(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+    role: Role,
+    event: &InstanceEvent,
+) -> Result<Applied> {
+    let state = InstanceState::implied_by(event.kind);
+    let table = table_for(config, role);
+    let mut facts = vec![
+        "#role = :role".to_owned(),
+        "#group = if_not_exists(#group, :group)".to_owned(),
+        format!("{} = :event_time", event_time_attribute(event.kind)),
+    ];
+    let mut values: HashMap<String, AttributeValue> = HashMap::from([
+        (":role".to_owned(), s(role.as_str())),
+        (":group".to_owned(), s(&event.group)),
+        (":event_time".to_owned(), n(event.time_ms)),
+    ]);
+    let mut names: HashMap<String, String> = HashMap::from([
+        ("#role".to_owned(), "role".to_owned()),
+        ("#group".to_owned(), "group".to_owned()),
+    ]);
+    if let Some(az) = &event.availability_zone {
+        facts.push("availability_zone = if_not_exists(availability_zone, :az)".to_owned());
+        values.insert(":az".to_owned(), s(az));
+    }
+    if let (EventKind::Launching, Some(action)) = (event.kind, &event.lifecycle) {
+        facts.push("launch_hook = if_not_exists(launch_hook, :hook)".to_owned());
+        values.insert(
+            ":hook".to_owned(),
+            AttributeValue::M(HashMap::from([
+                ("hook_name".to_owned(), s(&action.hook_name)),
+                ("token".to_owned(), s(&action.token)),
+                ("group".to_owned(), s(&action.group)),
+            ])),
+        );
+    }
+
+    // First try: the facts and the state move together, in one conditional write.
+    let mut moving = facts.clone();
+    moving.push("#state = :state".to_owned());
+    moving.push("state_rank = :rank".to_owned());
+    moving.push("event_ms = :event_time".to_owned());
+    let mut moving_values = values.clone();
+    moving_values.insert(":state".to_owned(), s(state.as_str()));
+    moving_values.insert(":rank".to_owned(), n(state.rank()));
+    if state == InstanceState::Terminated {
+        moving.push(format!("{EXPIRES_AT} = :expires"));
+        moving_values.insert(
+            ":expires".to_owned(),
+            n(event.time_ms.div_euclid(1000) + config.terminated_ttl as i64),
+        );
+    }
+    let mut moving_names = names.clone();
+    moving_names.insert("#state".to_owned(), "state".to_owned());
+    let condition = "attribute_not_exists(state_rank) OR state_rank < :rank \
+                     OR (state_rank = :rank AND event_ms < :event_time)";
+    let result = clients
+        .dynamodb
+        .update_item()
+        .table_name(table)
+        .key(CLUSTER_KEY, s(&config.cluster))
+        .key(INSTANCE_KEY, s(event.instance_id.as_str()))
+        .update_expression(format!("SET {}", moving.join(", ")))
+        .condition_expression(condition)
+        .set_expression_attribute_names(Some(moving_names))
+        .set_expression_attribute_values(Some(moving_values))
+        .send()
+        .await
+        .aws_context("dynamodb", "UpdateItem");
+    match result {
+        Ok(_) => return Ok(Applied::Moved),
+        Err(err) if is_condition_failed(&err) => {}
+        Err(err) => return Err(err),
+    }
+
+    // The row is already further: record only the facts (unconditional, idempotent).
+    names.retain(|k, _| k != "#state");
+    clients
+        .dynamodb
+        .update_item()
+        .table_name(table)
+        .key(CLUSTER_KEY, s(&config.cluster))
+        .key(INSTANCE_KEY, s(event.instance_id.as_str()))
+        .update_expression(format!("SET {}", facts.join(", ")))
+        .set_expression_attribute_names(Some(names))
+        .set_expression_attribute_values(Some(values))
+        .send()
+        .await
+        .aws_context("dynamodb", "UpdateItem")?;
+    Ok(Applied::AlreadyNewer)
+}
+
+/// Forgets the open launch lifecycle action of an instance once it has been completed.
+pub async fn clear_launch_hook(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+    role: Role,
+    instance_id: &str,
+) -> Result<()> {
+    let result = clients
+        .dynamodb
+        .update_item()
+        .table_name(table_for(config, role))
+        .key(CLUSTER_KEY, s(&config.cluster))
+        .key(INSTANCE_KEY, s(instance_id))
+        .update_expression("REMOVE launch_hook")
+        // Never create a row just to remove an attribute from it.
+        .condition_expression("attribute_exists(instance_id)")
+        .send()
+        .await
+        .aws_context("dynamodb", "UpdateItem");
+    match result {
+        Err(err) if !is_condition_failed(&err) => Err(err),
+        _ => Ok(()),
+    }
+}
+
+/// Records a master's heartbeat and address. Only a master that is already registered and
+/// not on its way out is refreshed, so a late heartbeat never revives a retiring master.
+pub async fn record_heartbeat(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+    instance_id: &str,
+    address: &str,
+    now_ms: i64,
+) -> Result<bool> {
+    let result = clients
+        .dynamodb
+        .update_item()
+        .table_name(&config.masters_table)
+        .key(CLUSTER_KEY, s(&config.cluster))
+        .key(INSTANCE_KEY, s(instance_id))
+        .update_expression("SET heartbeat_ms = :now, address = :address")
+        .condition_expression("attribute_exists(instance_id) AND state_rank <= :running")
+        .expression_attribute_values(":now", n(now_ms))
+        .expression_attribute_values(":address", s(address))
+        .expression_attribute_values(":running", n(InstanceState::Running.rank()))
+        .send()
+        .await
+        .aws_context("dynamodb", "UpdateItem");
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if is_condition_failed(&err) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// Every row of one role in this cluster (one paginated Query). Expired rows are left out.
+pub async fn list(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+    role: Role,
+    now_ms: i64,
+) -> Result<Vec<InstanceRecord>> {
+    let mut records = Vec::new();
+    let mut start: Option<HashMap<String, AttributeValue>> = None;
+    loop {
+        let page = clients
+            .dynamodb
+            .query()
+            .table_name(table_for(config, role))
+            .key_condition_expression("#cluster = :cluster")
+            .expression_attribute_names("#cluster", CLUSTER_KEY)
+            .expression_attribute_values(":cluster", s(&config.cluster))
+            .consistent_read(true)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .aws_context("dynamodb", "Query")?;
+        for item in page.items.unwrap_or_default() {
+            match record_from_item(role, &item) {
+                Ok(record) if !record.is_expired(now_ms) => records.push(record),
+                Ok(_) => {}
+                Err(err) => log::warn!("skipping an unreadable registry row: {err}"),
+            }
+        }
+        match page.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => break,
+        }
+    }
+    Ok(records)
+}
+
+/// One row, or None.
+pub async fn get(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+    role: Role,
+    instance_id: &str,
+) -> Result<Option<InstanceRecord>> {
+    let output = clients
+        .dynamodb
+        .get_item()
+        .table_name(table_for(config, role))
+        .key(CLUSTER_KEY, s(&config.cluster))
+        .key(INSTANCE_KEY, s(instance_id))
+        .consistent_read(true)
+        .send()
+        .await
+        .aws_context("dynamodb", "GetItem")?;
+    output
+        .item
+        .map(|item| record_from_item(role, &item))
+        .transpose()
+}
+
+pub(crate) fn is_condition_failed(err: &Error) -> bool {
+    matches!(err, Error::Aws { code: Some(code), .. } if code == "ConditionalCheckFailedException")
+}
+
+fn record_from_item(role: Role, item: &HashMap<String, AttributeValue>) -> Result<InstanceRecord> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let number = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+    };
+    let instance_id = text(INSTANCE_KEY)
+        .ok_or_else(|| Error::Internal("registry row without instance_id".into()))?;
+    let state = text("state")
+        .as_deref()
+        .and_then(InstanceState::parse)
+        .ok_or_else(|| Error::Internal(format!("registry row {instance_id} has no valid state")))?;
+    let launch_hook = item
+        .get("launch_hook")
+        .and_then(|v| v.as_m().ok())
+        .and_then(|m| {
+            let field = |name: &str| m.get(name).and_then(|v| v.as_s().ok()).cloned();
+            Some(LaunchHook {
+                hook_name: field("hook_name")?,
+                token: field("token")?,
+                group: field("group")?,
+            })
+        });
+    Ok(InstanceRecord {
+        role,
+        state,
+        group: text("group"),
+        availability_zone: text("availability_zone"),
+        address: text("address"),
+        event_ms: number("event_ms").unwrap_or_default(),
+        launch_ms: number("launching_ms").or_else(|| number("launched_ms")),
+        heartbeat_ms: number("heartbeat_ms"),
+        expires_at: number(EXPIRES_AT),
+        launch_hook,
+        instance_id,
+    })
+}

@@ -1,0 +1,191 @@
+"""The instance_manager engine inside real salt-masters, against the emulator's queue and
+tables: messages become registry rows and bus events; launch then terminate; two masters
+on one queue; a stopped master's heartbeat goes stale."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+
+from phoenix_salt import _core
+from phoenix_salt.lab import messages
+from phoenix_salt.lab.cluster import Cluster, master_instance_id, minion_instance_id
+from phoenix_salt.lab.emulator import Emulator
+from phoenix_salt.lab.lifecycle_actions import LifecycleActions
+from phoenix_salt.lab.processes import wait_for
+from phoenix_salt.lab.salt import BusListener
+from phoenix_salt.lab.stack import Stack, provision
+
+pytestmark = pytest.mark.integration
+
+MINIONS_GROUP = "phoenix-test-minions"
+MASTER_OPTS = {"engines": [{"instance_manager": {}}], "auto_accept": True}
+FAST = {"heartbeat_interval": 1, "master_stale_after": 4}
+
+
+@pytest.fixture
+def stack(aws: Emulator) -> Stack:
+    return provision(aws, "test")
+
+
+def _session(stack: Stack) -> _core.Session:
+    return _core.Session(_core.Config.from_json(json.dumps(stack.phoenix_block())))
+
+
+def _send(aws: Emulator, stack: Stack, body: dict[str, Any]) -> None:
+    sqs = boto3.client("sqs", endpoint_url=aws.url)
+    sqs.send_message(QueueUrl=stack.queue_url, MessageBody=json.dumps(body))
+
+
+def _queue_depth(aws: Emulator, url: str) -> int:
+    sqs = boto3.client("sqs", endpoint_url=aws.url)
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+def test_a_launch_then_a_terminate_become_rows_and_events(
+    aws: Emulator,
+    stack: Stack,
+    make_cluster: Callable[..., Cluster],
+    lifecycle_actions: LifecycleActions,
+) -> None:
+    cluster = make_cluster(
+        stack.phoenix_block(**FAST), masters=1, minions=0, master_opts=MASTER_OPTS
+    )
+    master = cluster.masters[0]
+    session = _session(stack)
+    instance = minion_instance_id(42)
+    action = lifecycle_actions.begin(MINIONS_GROUP, "phoenix-launch", instance)
+    with BusListener(master) as bus:
+        _send(
+            aws,
+            stack,
+            messages.lifecycle_hook(
+                messages.LAUNCHING,
+                instance,
+                MINIONS_GROUP,
+                action.token,
+                "phoenix-launch",
+                messages.aws_time(),
+            ),
+        )
+        launched = bus.wait_for(f"phoenix/instance/{instance}/launched", 60)
+        assert launched["role"] == "minion"
+        assert launched["state"] == "launching"
+        row = session.get_instance("minion", instance)
+        assert row["state"] == "launching"
+        assert row["group"] == MINIONS_GROUP
+        # Without highstate gating, the engine lets the launch go on at once.
+        wait_for(
+            lambda: lifecycle_actions.get(action.token).status == "completed",
+            30,
+            "the launch lifecycle action to be completed",
+        )
+        assert lifecycle_actions.get(action.token).result == "CONTINUE"
+        assert _session(stack).get_instance("minion", instance)["launch_hook"] is None
+
+        _send(
+            aws,
+            stack,
+            messages.sns_envelope(
+                messages.asg_notification(
+                    messages.TERMINATE, instance, MINIONS_GROUP, messages.aws_time()
+                ),
+                subject=f'Auto Scaling: termination for group "{MINIONS_GROUP}"',
+            ),
+        )
+        terminated = bus.wait_for(f"phoenix/instance/{instance}/terminated", 60)
+        assert terminated["state"] == "terminated"
+    row = session.get_instance("minion", instance)
+    assert row["state"] == "terminated"
+    assert row["expires_at"] is not None
+    # Both messages were deleted once applied.
+    wait_for(lambda: _queue_depth(aws, stack.queue_url) == 0, 30, "the queue to drain")
+
+
+def test_a_message_for_no_configured_group_is_rejected_and_not_deleted(
+    aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
+) -> None:
+    cluster = make_cluster(
+        stack.phoenix_block(**FAST), masters=1, minions=0, master_opts=MASTER_OPTS
+    )
+    master = cluster.masters[0]
+    stranger = minion_instance_id(77)
+    with BusListener(master) as bus:
+        _send(
+            aws,
+            stack,
+            messages.lifecycle_hook(
+                messages.LAUNCHING, stranger, "someone-elses-group", "t", "h", messages.aws_time()
+            ),
+        )
+        rejected = bus.wait_for("phoenix/message/rejected", 60)
+    assert rejected["reason"] == "unknown_group"
+    assert "someone-elses-group" in rejected["error"]
+    # Salt's log file is written by its logging process, a moment after the event.
+    wait_for(
+        lambda: "is in no configured group" in master.log_text(), 30, "the rejection's log line"
+    )
+    assert _session(stack).get_instance("minion", stranger) is None
+    # Left in the queue: the redrive policy moves it to the dead-letter queue.
+    assert _queue_depth(aws, stack.queue_url) == 1
+
+
+def test_two_masters_on_one_queue_register_heartbeat_and_go_stale(
+    aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
+) -> None:
+    cluster = make_cluster(
+        stack.phoenix_block(**FAST), masters=2, minions=0, master_opts=MASTER_OPTS
+    )
+    session = _session(stack)
+    both = [master_instance_id(1), master_instance_id(2)]
+    wait_for(
+        lambda: [m["instance_id"] for m in session.live_masters()] == both,
+        60,
+        "both masters in the live list",
+    )
+    addresses = {m["instance_id"]: m["address"] for m in session.live_masters()}
+    assert addresses == {both[0]: "127.0.0.1", both[1]: "127.0.0.2"}
+
+    # Messages spread over both engines; every one is applied exactly once in effect.
+    instances = [minion_instance_id(n) for n in range(100, 110)]
+    for instance in instances:
+        _send(
+            aws,
+            stack,
+            messages.sns_envelope(
+                messages.asg_notification(
+                    messages.LAUNCH, instance, MINIONS_GROUP, messages.aws_time()
+                )
+            ),
+        )
+    wait_for(
+        lambda: len(session.list_instances("minion")) == len(instances),
+        60,
+        "every launched minion in the registry",
+    )
+    wait_for(lambda: _queue_depth(aws, stack.queue_url) == 0, 30, "the queue to drain")
+
+    # A hung master (SIGSTOP) stops heartbeating and leaves the live list.
+    with BusListener(cluster.masters[0]) as bus:
+        cluster.masters[1].process.signal_group(signal.SIGSTOP)
+        try:
+            wait_for(
+                lambda: [m["instance_id"] for m in session.live_masters()] == both[:1],
+                30,
+                "the stopped master to go stale",
+            )
+            changed = bus.wait_for("phoenix/masters/changed", 30)
+            assert [m["instance_id"] for m in changed["masters"]] == both[:1]
+        finally:
+            cluster.masters[1].process.signal_group(signal.SIGCONT)
