@@ -8,6 +8,7 @@ process is left behind.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -19,9 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from phoenix_salt.lab.cluster import Cluster
+import boto3
+
+from phoenix_salt import status
+from phoenix_salt.lab import messages
+from phoenix_salt.lab.cluster import Cluster, minion_instance_id
 from phoenix_salt.lab.emulator import Emulator
+from phoenix_salt.lab.lifecycle_actions import LifecycleActions
 from phoenix_salt.lab.processes import stop_all, wait_for
+from phoenix_salt.lab.salt import SaltMaster
+from phoenix_salt.lab.stack import Stack, provision
 
 CLUSTER = "demo"
 
@@ -64,6 +72,83 @@ def _interrupt(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+class Demo:
+    """The cluster the demo plays with, and its steps."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.emulator = Emulator(workdir)
+        self.lifecycle = LifecycleActions()
+        self.stack: Stack | None = None
+        self.cluster: Cluster | None = None
+
+    def start_emulator(self) -> str:
+        self.emulator.start()
+        self.lifecycle.start()
+        # This process talks to the emulator too, never to real AWS.
+        os.environ.update({**self.emulator.env(), **self.lifecycle.env()})
+        return self.emulator.url
+
+    def provision_stack(self) -> str:
+        self.stack = provision(self.emulator, CLUSTER)
+        return f"tables phoenix-{CLUSTER}-masters/-minions, queue {self.stack.queue_url}"
+
+    def start_cluster(self) -> str:
+        assert self.stack is not None
+        self.cluster = Cluster(
+            self.workdir / "cluster",
+            self.emulator,
+            self.stack.phoenix_block(heartbeat_interval=2, master_stale_after=10),
+            masters=1,
+            minions=1,
+            master_opts={"engines": [{"instance_manager": {}}], "auto_accept": True},
+            minion_opts={"beacons": {"master_list": [{"interval": 1}]}},
+            extra_env=self.lifecycle.env(),
+        )
+        self.cluster.start()
+        masters, minions = len(self.cluster.masters), len(self.cluster.minions)
+        return f"{masters} master, {minions} minion answering test.ping"
+
+    @property
+    def master(self) -> SaltMaster:
+        assert self.cluster is not None
+        return self.cluster.masters[0]
+
+    def engine_runs(self) -> str:
+        wait_for(
+            lambda: "phoenix instance_manager started" in self.master.log_text(), 60, "the engine"
+        )
+        return "its start line is in the master log"
+
+    def launch_minion(self) -> str:
+        assert self.stack is not None
+        instance = minion_instance_id(99)
+        group = f"phoenix-{CLUSTER}-minions"
+        action = self.lifecycle.begin(group, "phoenix-launch", instance)
+        hook = messages.lifecycle_hook(
+            messages.LAUNCHING, instance, group, action.token, "phoenix-launch", messages.aws_time()
+        )
+        sqs = boto3.client("sqs", endpoint_url=self.emulator.url)
+        sqs.send_message(QueueUrl=self.stack.queue_url, MessageBody=json.dumps(hook))
+        wait_for(
+            lambda: self.lifecycle.get(action.token).status == "completed",
+            60,
+            "the engine to record the launch and complete its lifecycle action",
+        )
+        return f"{instance} registered; lifecycle action {self.lifecycle.get(action.token).result}"
+
+    def versions(self) -> str:
+        versions = self.master.salt_run("phoenix.version")
+        return ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
+
+    def stop(self) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()
+        self.emulator.stop()
+        self.lifecycle.stop()
+        stop_all()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -74,59 +159,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     workdir = Path(tempfile.mkdtemp(prefix="phx-demo-", dir="/tmp"))
     timeline = Timeline()
-    emulator = Emulator(workdir)
-    cluster: Cluster | None = None
+    demo = Demo(workdir)
     try:
-        timeline.run("start the AWS emulator", lambda: (emulator.start(), emulator.url)[1])
-        # This process talks to the emulator too (registry tables), never to real AWS.
-        os.environ.update(emulator.env())
-        phoenix = {"cluster": CLUSTER, "region": "us-east-1"}
-
-        def start_cluster() -> str:
-            nonlocal cluster
-            cluster = Cluster(
-                workdir / "cluster",
-                emulator,
-                phoenix,
-                masters=1,
-                minions=1,
-                master_opts={"engines": [{"instance_manager": {}}], "auto_accept": True},
-                minion_opts={"beacons": {"master_list": [{"interval": 1}]}},
-            )
-            cluster.start()
-            return (
-                f"{len(cluster.masters)} master, {len(cluster.minions)} minion answering test.ping"
-            )
-
-        timeline.run("start salt-master and salt-minion with Phoenix", start_cluster)
-        assert cluster is not None
-        master = cluster.masters[0]
-
-        def create_tables() -> str:
-            from phoenix_salt import _core, config
-
-            session = _core.Session(config.load({"phoenix": phoenix}))
-            created = session.create_registry_tables()
-            return ", ".join(name for name, _ in created)
-
-        timeline.run("create the registry tables in the emulator", create_tables)
-        timeline.run(
-            "salt-run phoenix.version",
-            lambda: ", ".join(
-                f"{k} {v}" for k, v in sorted(master.salt_run("phoenix.version").items())
-            ),
-        )
-        timeline.run(
-            "the instance_manager engine runs in salt-master",
-            lambda: (
-                wait_for(
-                    lambda: "phoenix instance_manager started" in master.log_text(),
-                    60,
-                    "the engine",
-                ),
-                "its start line is in the master log",
-            )[1],
-        )
+        timeline.run("start the AWS emulator", demo.start_emulator)
+        timeline.run("create the registry tables and the events queue", demo.provision_stack)
+        timeline.run("start salt-master and salt-minion with Phoenix", demo.start_cluster)
+        timeline.run("the instance_manager engine runs in salt-master", demo.engine_runs)
+        timeline.run("AutoScaling launches a minion (lifecycle hook -> SQS)", demo.launch_minion)
+        timeline.run("salt-run phoenix.version", demo.versions)
+        print()
+        print(status.render(demo.master.salt_run("phoenix.status")))
         print()
         print(timeline.summary())
         return 0
@@ -134,10 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\ninterrupted: stopping every process", file=sys.stderr)
         return 130
     finally:
-        if cluster is not None:
-            cluster.stop()
-        emulator.stop()
-        stop_all()
+        demo.stop()
         if args.keep:
             print(f"work directory kept: {workdir}")
         else:
