@@ -21,7 +21,7 @@ WHEEL_INPUTS := Cargo.toml Cargo.lock pyproject.toml $(shell find src python _en
 help:
 	@echo "make demo         run a Phoenix cluster on loopback (AWS emulator + real Salt daemons)"
 	@echo "make test         every check and test (Rust and Python, unit and integration)"
-	@echo "make test-compat SALT=3007.17   integration tests against another Salt release"
+	@echo "make test-compat SALT=3007.15   integration tests against another Salt release"
 
 venv: $(VENV)/.installed
 
