@@ -25,6 +25,13 @@ Every option lives in the ``phoenix:`` block (docs/configuration.md). Events fir
 - ``phoenix/instance/<id>/launched`` and ``phoenix/instance/<id>/terminated``
 - ``phoenix/masters/changed`` with the new live master list
 - ``phoenix/message/rejected`` for a message that can never be applied
+- ``phoenix/key/reconciled`` with the key actions a reconcile carried out on this master
+- ``phoenix/key/mismatch`` when a key claims a pinned id with another key
+
+It also keeps this master's minion keys in line with the registry (docs/keys.md): a full
+reconcile every ``phoenix.keys.reconcile_interval`` seconds, and a reconcile of one id as
+soon as that id's key waits for acceptance (``salt/auth`` with ``act: pend``), Salt denies
+it, or the registry learns of the instance (``phoenix/instance/<id>/...``).
 """
 
 import logging
@@ -104,6 +111,80 @@ def _heartbeat_loop(engine, interval, stopping):
             stopping.wait(_backoff(failures))
 
 
+def _key_trigger(tag, data):
+    """The minion id whose keys an event asks to reconcile now, or None."""
+    if tag == "salt/auth":
+        if data.get("act") in ("pend", "denied") and isinstance(data.get("id"), str):
+            return data["id"]
+        return None
+    if tag.startswith("phoenix/instance/"):
+        parts = tag.split("/")
+        if len(parts) == 4 and parts[3] in ("launched", "terminated"):
+            return parts[2]
+    return None
+
+
+def _key_loop(config, interval, stopping):
+    """Reconciles this master's keys: all of them every ``interval`` seconds, one id as soon
+    as an event says it changed."""
+    import salt.utils.event
+
+    import phoenix_salt
+    from phoenix_salt import keys
+
+    opts = dict(__opts__)
+    try:
+        keys.pki_dir(opts)
+    except keys.UnsupportedKeyStore as exc:
+        log.error("phoenix: not managing minion keys on this master: %s", exc)
+        return
+    listener = salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=True)
+    bus = _bus()
+    failures = 0
+    next_full = 0.0
+    try:
+        with keys.wheel_client(opts) as wheel:
+            reconciler = keys.Reconciler(opts, config, wheel, bus.fire_event)
+            while not stopping.is_set():
+                minion_id = None
+                now = time.monotonic()
+                if now < next_full:
+                    # Never wait=0: Salt reads that as "block forever".
+                    event = listener.get_event(
+                        wait=max(0.05, min(1.0, next_full - now)), full=True, no_block=False
+                    )
+                    if not event:
+                        continue
+                    minion_id = _key_trigger(event.get("tag", ""), event.get("data") or {})
+                    if minion_id is None:
+                        continue
+                try:
+                    summary = reconciler.reconcile(minion_id)
+                    failures = 0
+                    if minion_id is None:
+                        next_full = time.monotonic() + interval
+                    if summary["counts"]:
+                        log.debug(
+                            "phoenix: key reconcile %s: %s", minion_id or "all", summary["counts"]
+                        )
+                except phoenix_salt.PhoenixError as exc:
+                    failures += 1
+                    log.warning(
+                        "phoenix: key reconcile failed (%s: %s); next full try in %.0f s",
+                        type(exc).__name__,
+                        exc,
+                        _backoff(failures),
+                    )
+                    next_full = time.monotonic() + _backoff(failures)
+                except Exception:  # a bug must not end key management for good
+                    failures += 1
+                    log.exception("phoenix: key reconcile failed unexpectedly")
+                    next_full = time.monotonic() + _backoff(failures)
+    finally:
+        listener.destroy()
+        bus.destroy()
+
+
 def start():
     """The engine's main loop, run by Salt in its own process until salt-master stops."""
     import phoenix_salt
@@ -131,6 +212,13 @@ def start():
         target=_heartbeat_loop,
         args=(engine, settings["heartbeat_interval"], stopping),
         name="phoenix-heartbeat",
+        daemon=True,
+    ).start()
+
+    threading.Thread(
+        target=_key_loop,
+        args=(config, settings["keys"]["reconcile_interval"], stopping),
+        name="phoenix-keys",
         daemon=True,
     ).start()
 

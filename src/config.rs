@@ -43,6 +43,29 @@ pub struct PhoenixConfig {
     pub highstate_gating: bool,
     /// How Phoenix talks to AWS.
     pub aws: AwsSettings,
+    /// How the masters manage minion keys.
+    pub keys: KeySettings,
+}
+
+/// The minion key policy's knobs (`phoenix.keys`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeySettings {
+    /// Seconds between two full key reconciles of a master against the registry.
+    pub reconcile_interval: f64,
+    /// Exact minion ids whose keys Phoenix never touches.
+    pub unmanaged: Vec<String>,
+    /// Accept a key only when the registry row's AutoScaling group is one of
+    /// `master_groups` or `minion_groups`.
+    pub require_group: bool,
+    /// Accept a key only when AutoScaling's DescribeAutoScalingInstances says the instance is
+    /// in a configured group and not leaving it.
+    pub verify_autoscaling: bool,
+}
+
+impl KeySettings {
+    pub fn reconcile_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.reconcile_interval)
+    }
 }
 
 /// Timeouts and retries of every AWS client Phoenix builds.
@@ -92,6 +115,17 @@ struct RawConfig {
     master_address: Option<String>,
     #[serde(default)]
     aws: RawAwsSettings,
+    #[serde(default)]
+    keys: RawKeySettings,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeySettings {
+    reconcile_interval: Option<f64>,
+    unmanaged: Option<Vec<String>>,
+    require_group: Option<bool>,
+    verify_autoscaling: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,6 +145,7 @@ pub mod defaults {
     pub const ATTEMPT_TIMEOUT: f64 = 30.0;
     pub const OPERATION_TIMEOUT: f64 = 90.0;
     pub const MAX_ATTEMPTS: u32 = 5;
+    pub const KEY_RECONCILE_INTERVAL: f64 = 30.0;
 }
 
 impl PhoenixConfig {
@@ -276,6 +311,37 @@ impl RawConfig {
             master_id: self.master_id,
             master_address: self.master_address,
             aws: self.aws.validate()?,
+            keys: self.keys.validate()?,
+        })
+    }
+}
+
+impl RawKeySettings {
+    fn validate(self) -> Result<KeySettings> {
+        let reconcile_interval = self
+            .reconcile_interval
+            .unwrap_or(defaults::KEY_RECONCILE_INTERVAL);
+        check_range(
+            "phoenix.keys.reconcile_interval",
+            reconcile_interval,
+            1.0,
+            3600.0,
+        )?;
+        let unmanaged = self.unmanaged.unwrap_or_default();
+        for id in &unmanaged {
+            // Ids are matched exactly; a pattern here would silently match nothing.
+            if id.trim().is_empty() || id.contains(['*', '?', '[', ']']) {
+                return Err(Error::config(
+                    "phoenix.keys.unmanaged",
+                    format!("{id:?} is not a minion id: list exact ids, not patterns"),
+                ));
+            }
+        }
+        Ok(KeySettings {
+            reconcile_interval,
+            unmanaged,
+            require_group: self.require_group.unwrap_or(false),
+            verify_autoscaling: self.verify_autoscaling.unwrap_or(false),
         })
     }
 }
@@ -452,6 +518,34 @@ mod tests {
         assert_eq!(config.aws.max_attempts, defaults::MAX_ATTEMPTS);
         assert!(config.aws.attempt_timeout > SQS_LONG_POLL_SECONDS);
         assert_eq!(config.region, None);
+        assert_eq!(
+            config.keys.reconcile_interval,
+            defaults::KEY_RECONCILE_INTERVAL
+        );
+        assert!(config.keys.unmanaged.is_empty());
+        assert!(!config.keys.require_group && !config.keys.verify_autoscaling);
+    }
+
+    #[test]
+    fn key_settings_are_checked() {
+        assert_eq!(
+            err_key(r#"{"cluster": "p", "keys": {"unmanaged": ["web-*"]}}"#),
+            "phoenix.keys.unmanaged"
+        );
+        assert_eq!(
+            err_key(r#"{"cluster": "p", "keys": {"reconcile_interval": 0}}"#),
+            "phoenix.keys.reconcile_interval"
+        );
+        assert_eq!(
+            err_key(r#"{"cluster": "p", "keys": {"accept_all": true}}"#),
+            "phoenix.keys.accept_all"
+        );
+        let config = PhoenixConfig::from_json(
+            r#"{"cluster": "p", "keys": {"unmanaged": ["bastion"], "require_group": true}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.keys.unmanaged, vec!["bastion"]);
+        assert!(config.keys.require_group);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Minion keys from Python: Salt's key fingerprint and the key-reconcile plan.
+//! Minion keys from Python: Salt's key fingerprint, the key-reconcile plan, and a master's
+//! key manager.
 //!
 //! The plan takes plain lists of dicts, read field by field with PyO3. Going through JSON
 //! instead (`json.dumps` here, or JSON strings from the caller) was measured about three
@@ -18,8 +19,15 @@ use pyo3::pybacked::PyBackedStr;
 use serde::de::value::{Error as ValueError, StrDeserializer};
 use serde::de::{Deserialize, IntoDeserializer};
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::access::AwsAccess;
+use super::config::Config;
 use super::convert::to_python;
-use crate::keys::{self, KeyPolicy, LocalKey, PinnedKey, RegistryMinion};
+use super::wait::wait;
+use crate::key_manager;
+use crate::keys::{self, KeyPolicy, LocalKey, LocalKeyState, PinnedKey, RegistryMinion};
 
 /// `{"id": str, "state": str, "pinned": {"fingerprint": str, "public_key": str} | None}`;
 /// `pinned` may be left out.
@@ -105,4 +113,91 @@ pub fn pem_fingerprint(pem: &str) -> PyResult<String> {
 fn state_named<'de, T: Deserialize<'de>>(name: &'de str, what: &str) -> PyResult<T> {
     let deserializer: StrDeserializer<'de, ValueError> = name.into_deserializer();
     T::deserialize(deserializer).map_err(|err| PyValueError::new_err(format!("{what}: {err}")))
+}
+
+/// This master's key manager: plans its keys against the registry, pins keys in the registry,
+/// pre-seeds pinned keys. `pki_dir` is where Salt keeps this master's minion keys
+/// (`cluster_pki_dir` when Salt's master cluster is on). Creating one connects to nothing.
+#[pyclass(frozen, module = "phoenix_salt._core")]
+pub struct KeyManager {
+    access: AwsAccess,
+    manager: Arc<key_manager::KeyManager>,
+}
+
+#[pymethods]
+impl KeyManager {
+    #[new]
+    fn new(config: &Config, pki_dir: PathBuf) -> Self {
+        Self {
+            access: AwsAccess::new(config.inner.clone()),
+            manager: Arc::new(key_manager::KeyManager::new(
+                config.inner.clone(),
+                keys::KeyStore::new(pki_dir),
+            )),
+        }
+    }
+
+    /// The plan for every key on this master, or only for `minion_id`'s keys:
+    /// `{"actions": [...], "keys": [...], "mismatches": [...], "held": [...],
+    /// "registry_instances": n}`. Actions come in the order to carry them out; a `pin` action
+    /// also carries `role` and `public_key`.
+    #[pyo3(signature = (minion_id=None))]
+    fn plan<'py>(&self, py: Python<'py>, minion_id: Option<String>) -> PyResult<Bound<'py, PyAny>> {
+        let clients = self.access.clients(py)?;
+        let manager = Arc::clone(&self.manager);
+        let plan = wait(py, async move {
+            manager.plan(&clients, minion_id.as_deref()).await
+        })?;
+        to_python(py, &plan)
+    }
+
+    /// Pins `public_key` for `minion_id` in the registry unless a key is pinned already.
+    /// Returns `{"outcome": "pinned" | "already_pinned" | "pinned_other" | "not_live", ...}`.
+    fn pin<'py>(
+        &self,
+        py: Python<'py>,
+        minion_id: String,
+        role: &str,
+        fingerprint: String,
+        public_key: String,
+        pinned_by: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let role = super::session::parse_role(role)?;
+        let clients = self.access.clients(py)?;
+        let manager = Arc::clone(&self.manager);
+        let outcome = wait(py, async move {
+            manager
+                .pin(
+                    &clients,
+                    role,
+                    &minion_id,
+                    &fingerprint,
+                    &public_key,
+                    &pinned_by,
+                )
+                .await
+        })?;
+        to_python(py, &outcome)
+    }
+
+    /// The fingerprint of `minion_id`'s key in `state` (`accepted`, `pending`, `rejected`,
+    /// `denied`) right now, or None.
+    fn fingerprint(&self, minion_id: &str, state: &str) -> PyResult<Option<String>> {
+        let state: LocalKeyState = state_named(state, "key state")?;
+        Ok(self.manager.store().fingerprint(minion_id, state))
+    }
+
+    /// Writes `public_key` as `minion_id`'s accepted key unless it has one; returns whether it
+    /// wrote.
+    fn pre_seed(&self, py: Python<'_>, minion_id: &str, public_key: &str) -> PyResult<bool> {
+        Ok(py.detach(|| self.manager.store().pre_seed(minion_id, public_key))?)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<phoenix_salt KeyManager cluster={:?} pki_dir={:?}>",
+            self.access.config.cluster,
+            self.manager.store().pki_dir()
+        )
+    }
 }

@@ -24,6 +24,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<config::Config>()?;
     m.add_class::<session::Session>()?;
     m.add_class::<engine::Engine>()?;
+    m.add_class::<keys::KeyManager>()?;
     m.add_function(wrap_pyfunction!(messages::parse_message, m)?)?;
     m.add_function(wrap_pyfunction!(keys::plan_key_actions, m)?)?;
     m.add_function(wrap_pyfunction!(keys::pem_fingerprint, m)?)?;

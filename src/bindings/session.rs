@@ -19,7 +19,7 @@ pub struct Session {
     access: AwsAccess,
 }
 
-fn parse_role(role: &str) -> PyResult<Role> {
+pub(super) fn parse_role(role: &str) -> PyResult<Role> {
     match role {
         "master" => Ok(Role::Master),
         "minion" => Ok(Role::Minion),

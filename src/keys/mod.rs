@@ -26,6 +26,8 @@
 mod error;
 mod fingerprint;
 mod plan;
+mod report;
+mod store;
 
 #[cfg(test)]
 mod proptests;
@@ -40,3 +42,5 @@ pub use plan::{
     plan_key_actions, DeleteReason, KeyAction, KeyPolicy, LocalKey, LocalKeyState, PinnedKey,
     RegistryMinion, RegistryState,
 };
+pub use report::{denied_mismatches, key_report, KeyReportRow, KeyStanding};
+pub use store::{KeyStore, StoredKey, KEY_STATES};

@@ -43,26 +43,9 @@ use super::error::quote;
 use super::fingerprint::pem_fingerprint;
 use crate::lifecycle::InstanceId;
 
-/// An instance's state in the registry. States only move forward, in this order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RegistryState {
-    /// The launch lifecycle hook fired; the instance is booting.
-    Launching,
-    /// In service.
-    Running,
-    /// The terminate lifecycle hook fired; the instance is leaving.
-    Terminating,
-    /// Gone.
-    Terminated,
-}
-
-impl RegistryState {
-    /// Whether a key may be accepted for an instance in this state.
-    pub fn is_live(self) -> bool {
-        matches!(self, Self::Launching | Self::Running)
-    }
-}
+/// An instance's state in the registry (launching, running, terminating, terminated); only
+/// launching and running instances are live and may hold an accepted key.
+pub use crate::registry::InstanceState as RegistryState;
 
 /// A minion as the registry holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

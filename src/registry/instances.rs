@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 
+use super::keys::{KeyPin, KEY_ATTRIBUTE};
 use super::state::{event_time_attribute, InstanceState};
 use super::{CLUSTER_KEY, EXPIRES_AT, INSTANCE_KEY};
 use crate::aws::{AwsClients, AwsResultExt};
@@ -43,6 +44,8 @@ pub struct InstanceRecord {
     pub expires_at: Option<i64>,
     /// The launch lifecycle action still open for this instance, when one is.
     pub launch_hook: Option<LaunchHook>,
+    /// The minion key pinned at first acceptance.
+    pub key: Option<KeyPin>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -327,6 +330,7 @@ fn record_from_item(role: Role, item: &HashMap<String, AttributeValue>) -> Resul
         heartbeat_ms: number("heartbeat_ms"),
         expires_at: number(EXPIRES_AT),
         launch_hook,
+        key: item.get(KEY_ATTRIBUTE).and_then(KeyPin::from_attribute),
         instance_id,
     })
 }

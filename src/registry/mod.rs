@@ -2,6 +2,7 @@
 //! (cluster, instance id), so reading one cluster's masters is a single Query.
 
 mod instances;
+mod keys;
 mod masters;
 mod state;
 mod tables;
@@ -10,6 +11,7 @@ pub use instances::{
     apply_event, clear_launch_hook, get, list, record_heartbeat, table_for, Applied,
     InstanceRecord, LaunchHook,
 };
+pub use keys::{pin_key, registry_minion, KeyPin, PinOutcome, KEY_ATTRIBUTE};
 pub use masters::{live_masters, read_master_heartbeats, LiveMaster, MasterHeartbeat};
 pub use state::{event_time_attribute, moves_forward, InstanceState};
 pub use tables::{create_tables, describe_table, TableDescription, TableSpec};

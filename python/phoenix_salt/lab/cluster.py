@@ -94,13 +94,14 @@ class Cluster:
                 env,
                 {"phoenix": self.phoenix, **(minion_opts or {})},
                 bin_dir,
+                publish_port=self.publish_port,
             )
             for i in range(minions)
         ]
 
-    def start(self, timeout: float = 120.0) -> None:
-        """Starts the masters (sharing one key pair), then the minions, and waits until
-        every minion answers ``test.ping`` through the first master."""
+    def start(self, timeout: float = 120.0, wait_for_minions: bool = True) -> None:
+        """Starts the masters (sharing one key pair), then the minions, and (unless told
+        not to) waits until every minion answers ``test.ping`` through the first master."""
         pem, pub = generate_master_key_pair(self.workdir / "master-key", self.bin_dir)
         for master in self.masters:
             master.pki_dir.mkdir(parents=True, exist_ok=True)
@@ -110,7 +111,7 @@ class Cluster:
             master.start()
         for minion in self.minions:
             minion.start()
-        if self.minions:
+        if self.minions and wait_for_minions:
             wait_for(self.all_minions_answer, timeout, "every minion to answer test.ping")
 
     def all_minions_answer(self) -> bool:

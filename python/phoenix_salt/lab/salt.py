@@ -177,8 +177,20 @@ class SaltMaster(_SaltDaemon):
         return {minion: value is True for minion, value in answers.items()}
 
     def accepted_keys(self) -> list[str]:
+        return self.keys()["minions"]
+
+    def keys(self) -> dict[str, list[str]]:
+        """Every key list of ``salt-key -L``: minions, minions_pre, minions_rejected,
+        minions_denied (each sorted; a list Salt leaves out is empty)."""
         keys = self.run_json("salt-key", ["-L"])
-        return sorted(keys.get("minions", []))
+        return {
+            name: sorted(keys.get(name) or [])
+            for name in ("minions", "minions_pre", "minions_rejected", "minions_denied")
+        }
+
+    def key_states(self, minion_id: str) -> list[str]:
+        """The key lists that hold ``minion_id`` on this master."""
+        return [name for name, ids in self.keys().items() if minion_id in ids]
 
 
 class SaltMinion(_SaltDaemon):
@@ -193,6 +205,7 @@ class SaltMinion(_SaltDaemon):
         env: Mapping[str, str],
         opts: Mapping[str, Any] | None = None,
         bin_dir: Path | None = None,
+        publish_port: int | None = None,
     ) -> None:
         self.minion_id = minion_id
         base: dict[str, Any] = {
@@ -206,9 +219,23 @@ class SaltMinion(_SaltDaemon):
             "auth_timeout": 5,
             "auth_tries": 3,
         }
+        if publish_port is not None:
+            # Salt's master-alive check (status.master) looks for a connection to the
+            # minion's own `publish_port` setting (default 4505), not to the port the master
+            # announced: without it, a failover minion on other ports thinks its master is
+            # gone at every check and hops to the next one.
+            base["publish_port"] = publish_port
         if len(masters) > 1:
             base.update({"master_type": "failover", "retry_dns": 0, "master_alive_interval": 10})
         super().__init__(minion_id, root, env, {**base, **(opts or {})}, bin_dir)
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.root / "etc" / "salt" / "pki" / "minion"
+
+    def public_key(self) -> str:
+        """The minion's public key (Salt writes it on first start)."""
+        return (self.pki_dir / "minion.pub").read_text()
 
     def start(self) -> None:
         self.write_config()
@@ -243,6 +270,15 @@ class BusListener:
             if event["tag"].startswith(tag_prefix):
                 return dict(event["data"])
         raise TimeoutError(f"no event tagged {tag_prefix}* within {timeout:.0f} s")
+
+    def drain(self, quiet: float = 1.0) -> list[tuple[str, dict[str, Any]]]:
+        """Reads every event waiting on the bus (until none comes for ``quiet`` seconds)
+        into ``seen``, and returns ``seen``."""
+        while True:
+            event = self._event.get_event(wait=quiet, full=True, no_block=False)
+            if not event:
+                return self.seen
+            self.seen.append((event["tag"], event["data"]))
 
     def close(self) -> None:
         self._event.destroy()

@@ -1,0 +1,247 @@
+"""Phoenix's minion key runner: keys accepted only for instances the registry knows.
+
+.. code-block:: bash
+
+    salt-run key_runner.accept i-0123456789abcdef0   # accept, if the registry holds it live
+    salt-run key_runner.reject i-0123456789abcdef0   # reject its pending key
+    salt-run key_runner.delete i-0123456789abcdef0   # delete its keys on this master
+    salt-run key_runner.reconcile                    # bring every key in line with the registry
+    salt-run key_runner.list                         # every key, its registry state and fingerprint
+
+The policy: a key is accepted only for an exact minion id that the registry holds as a live
+instance (launching or running), and only while its fingerprint matches the key pinned in
+the registry at its first acceptance. Keys of terminated instances are deleted, in every
+state. Ids listed in ``phoenix.keys.unmanaged``, and ids the registry does not hold, are
+never touched (a pending key of an id the registry does not know yet stays pending until it
+does). Every function acts on this master only; the instance_manager engine runs the same
+reconcile on every master. See docs/keys.md.
+
+Every failure makes ``salt-run`` exit non-zero with one line saying why.
+"""
+
+import logging
+
+from phoenix_salt.loader import core_unavailable
+from phoenix_salt.runner_result import ArgumentError, failed, reports_failures
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "key_runner"
+__func_alias__ = {"list_": "list"}
+
+GLOB_CHARACTERS = frozenset("*?[]")
+
+
+def __virtual__():
+    reason = core_unavailable()
+    if reason:
+        return False, reason
+    return __virtualname__
+
+
+def _exact_id(minion_id):
+    if not isinstance(minion_id, str) or not minion_id.strip():
+        raise ArgumentError(
+            f"minion_id must be one exact minion id (an EC2 instance id), got {minion_id!r}"
+        )
+    if GLOB_CHARACTERS & set(minion_id):
+        raise ArgumentError(
+            f"{minion_id!r} is a pattern: key_runner matches one exact minion id, never globs"
+        )
+    return minion_id
+
+
+class _Session:
+    """The reconciler with its wheel client and event bus, closed on exit."""
+
+    def __enter__(self):
+        import salt.utils.event
+
+        from phoenix_salt import config as phoenix_config
+        from phoenix_salt import keys
+
+        opts = dict(__opts__)
+        self._wheel = keys.wheel_client(opts)
+        wheel = self._wheel.__enter__()
+        self._bus = salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=False)
+        try:
+            self.reconciler = keys.Reconciler(
+                opts, phoenix_config.load(opts), wheel, self._bus.fire_event
+            )
+        except keys.UnsupportedKeyStore as exc:
+            self.__exit__(None, None, None)
+            raise ArgumentError(str(exc)) from None
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self.reconciler
+
+    def __exit__(self, *exc):
+        self._bus.destroy()
+        self._wheel.__exit__(*exc)
+        return False
+
+
+def _keys_of(plan, minion_id):
+    return {row["key_state"]: row for row in plan["keys"] if row["id"] == minion_id}
+
+
+@reports_failures
+def accept(minion_id):
+    """Accept the pending key of ``minion_id`` if the registry holds that exact id as a live
+    instance, pinning the key in the registry at first acceptance. A key that differs from
+    the pinned one is rejected and ``phoenix/key/mismatch`` is fired.
+
+    CLI Example: ``salt-run key_runner.accept i-0123456789abcdef0``
+    """
+    minion_id = _exact_id(minion_id)
+    with _Session() as reconciler:
+        outcome = reconciler.reconcile(minion_id)
+        plan = reconciler.plan(minion_id)
+    keys = _keys_of(plan, minion_id)
+    accepted = keys.get("accepted")
+    if accepted and accepted["standing"] == "pinned":
+        return {
+            "minion_id": minion_id,
+            "accepted": True,
+            "fingerprint": accepted["fingerprint"],
+            "registry_state": accepted["registry_state"],
+        }
+    return failed(_why_not_accepted(minion_id, keys, outcome), minion_id=minion_id)
+
+
+def _why_not_accepted(minion_id, keys, outcome):  # noqa: PLR0911 (one reason per case)
+    """One line saying why ``minion_id`` has no accepted, pinned key after a reconcile."""
+    if any(row["standing"] == "unmanaged" for row in keys.values()):
+        return (
+            f"{minion_id} is in phoenix.keys.unmanaged: Phoenix leaves its key alone (use salt-key)"
+        )
+    for held in outcome["held"]:
+        if held["id"] == minion_id:
+            return f"{minion_id} not accepted: {held['reason']}; the key stays pending"
+    for action in outcome["actions"]:
+        if action["action"] in ("reject", "delete") and action.get("pinned"):
+            done = "rejected" if action["action"] == "reject" else "deleted"
+            return (
+                f"{minion_id} not accepted: its key {action['fingerprint']} is not the key "
+                f"pinned at first acceptance ({action['pinned']}); it was {done} and "
+                "phoenix/key/mismatch was fired"
+            )
+    if not keys:
+        return f"this master has no key for {minion_id}"
+    registry_state = next(iter(keys.values()))["registry_state"]
+    if registry_state is None:
+        return (
+            f"{minion_id} not accepted: the registry does not hold it (yet); the key stays "
+            "pending and is accepted as soon as the registry records the instance"
+        )
+    if registry_state not in ("launching", "running"):
+        return f"{minion_id} not accepted: the registry holds it as {registry_state}"
+    for action in outcome["actions"]:
+        if action["result"] != "done":
+            return f"{minion_id} not accepted: {action.get('detail', action['result'])}"
+    states = ", ".join(f"{state} ({row['standing']})" for state, row in sorted(keys.items()))
+    return f"{minion_id} not accepted: its keys here are {states}"
+
+
+@reports_failures
+def reject(minion_id):
+    """Reject the pending key of ``minion_id`` on this master. Phoenix never accepts a
+    rejected key by itself; delete it to let the minion try again.
+
+    CLI Example: ``salt-run key_runner.reject i-0123456789abcdef0``
+    """
+    minion_id = _exact_id(minion_id)
+    with _Session() as reconciler:
+        if reconciler.manager.fingerprint(minion_id, "pending") is None:
+            return failed(f"this master has no pending key for {minion_id}", minion_id=minion_id)
+        reconciler.wheel.cmd(
+            "key.reject_dict", kwarg={"match": {"minions_pre": [minion_id]}}, print_event=False
+        )
+        fingerprint = reconciler.manager.fingerprint(minion_id, "rejected")
+    if fingerprint is None:
+        return failed(f"Salt did not reject the key of {minion_id}", minion_id=minion_id)
+    log.info("phoenix: rejected the key of %s by hand (%s)", minion_id, fingerprint)
+    return {"minion_id": minion_id, "rejected": True, "fingerprint": fingerprint}
+
+
+@reports_failures
+def delete(minion_id):
+    """Delete every key of ``minion_id`` on this master (accepted, pending, rejected,
+    denied). When the registry still pins a key for a live instance, the next reconcile
+    pre-seeds that key again: the registry is the truth, and terminating the instance is
+    what removes its key everywhere.
+
+    CLI Example: ``salt-run key_runner.delete i-0123456789abcdef0``
+    """
+    minion_id = _exact_id(minion_id)
+    from phoenix_salt.keys import SALT_LISTS
+
+    with _Session() as reconciler:
+        present = {
+            state: lst
+            for state, lst in SALT_LISTS.items()
+            if reconciler.manager.fingerprint(minion_id, state) is not None
+        }
+        if not present:
+            return failed(f"this master has no key for {minion_id}", minion_id=minion_id)
+        reconciler.wheel.cmd(
+            "key.delete_dict",
+            kwarg={"match": {lst: [minion_id] for lst in present.values()}},
+            print_event=False,
+        )
+        left = [s for s in SALT_LISTS if reconciler.manager.fingerprint(minion_id, s)]
+        plan = reconciler.plan(minion_id)
+    if left:
+        return failed(f"Salt kept the {', '.join(left)} key of {minion_id}", minion_id=minion_id)
+    result = {"minion_id": minion_id, "deleted": sorted(present)}
+    if any(a["action"] == "pre_seed" for a in plan["actions"]):
+        result["note"] = (
+            "the registry pins a key for this live instance: the next reconcile pre-seeds it again"
+        )
+    log.info("phoenix: deleted the keys of %s by hand (%s)", minion_id, ", ".join(sorted(present)))
+    return result
+
+
+@reports_failures
+def reconcile(minion_id=None):
+    """Bring this master's keys in line with the registry now: accept pending keys of live
+    instances, delete keys of terminated ones, pre-seed pinned keys, reject mismatches. With
+    ``minion_id``, only that id's keys. Exits non-zero when an action failed.
+
+    CLI Example: ``salt-run key_runner.reconcile`` or ``salt-run key_runner.reconcile i-0123...``
+    """
+    if minion_id is not None:
+        minion_id = _exact_id(minion_id)
+    with _Session() as reconciler:
+        summary = reconciler.reconcile(minion_id)
+    failures = [r for r in summary["actions"] if r["result"] == "failed"]
+    if failures:
+        summary["error"] = f"{len(failures)} key action(s) failed"
+        summary["retcode"] = 1
+    return summary
+
+
+@reports_failures
+def list_():
+    """Every key on this master with its state, fingerprint, the registry's state of its
+    instance and how it stands against the pinned key (``pinned``, ``mismatch``,
+    ``unpinned``, ``unregistered``, ``unmanaged``).
+
+    CLI Example: ``salt-run key_runner.list`` (``--out=json`` for machines)
+    """
+    with _Session() as reconciler:
+        plan = reconciler.plan()
+    listing = {}
+    for row in plan["keys"]:
+        entry = listing.setdefault(
+            row["id"],
+            {"registry_state": row["registry_state"] or "unregistered", "keys": {}},
+        )
+        if row["pinned"]:
+            entry["pinned"] = row["pinned"]
+        entry["keys"][row["key_state"]] = {
+            "fingerprint": row["fingerprint"],
+            "standing": row["standing"],
+        }
+    return listing

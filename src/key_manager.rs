@@ -1,0 +1,292 @@
+//! One master's key manager: reads the registry and this master's key store, applies the
+//! operator's key settings, and plans with [`crate::keys::plan_key_actions`]. It also pins
+//! keys in the registry and pre-seeds pinned keys. Accepting, rejecting and deleting a key go
+//! through Salt's wheel key functions, which only the Python side can call.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::aws::{AwsClients, AwsResultExt};
+use crate::config::PhoenixConfig;
+use crate::error::Result;
+use crate::keys::{
+    self, KeyAction, KeyPolicy, KeyReportRow, KeyStore, LocalKey, LocalKeyState, RegistryMinion,
+    StoredKey,
+};
+use crate::lifecycle::Role;
+use crate::registry::{self, InstanceRecord, PinOutcome};
+
+/// DescribeAutoScalingInstances takes at most 50 ids per call.
+const AUTOSCALING_IDS_PER_CALL: usize = 50;
+
+/// One planned action, with what the caller needs to carry it out: for a pin, the table the
+/// instance lives in and the public key to record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedAction {
+    #[serde(flatten)]
+    pub action: KeyAction,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+}
+
+/// The plan and the key report for this master.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyPlan {
+    pub actions: Vec<PlannedAction>,
+    /// Every key here with its standing against the registry.
+    pub keys: Vec<KeyReportRow>,
+    /// Denied keys that claim a live, pinned id with another key.
+    pub mismatches: Vec<KeyReportRow>,
+    /// Ids whose key would have been accepted but that the stricter checks refused, each with
+    /// the reason.
+    pub held: Vec<HeldKey>,
+    /// Registry instances the plan considered.
+    pub registry_instances: usize,
+}
+
+/// A key left pending by `phoenix.keys.require_group` or `phoenix.keys.verify_autoscaling`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldKey {
+    pub id: String,
+    pub reason: String,
+}
+
+pub struct KeyManager {
+    config: PhoenixConfig,
+    store: KeyStore,
+}
+
+impl KeyManager {
+    pub fn new(config: PhoenixConfig, store: KeyStore) -> Self {
+        Self { config, store }
+    }
+
+    pub fn store(&self) -> &KeyStore {
+        &self.store
+    }
+
+    fn policy(&self) -> KeyPolicy {
+        KeyPolicy {
+            unmanaged: self.config.keys.unmanaged.iter().cloned().collect(),
+        }
+    }
+
+    /// Plans this master's keys: all of them, or only those of `only` (one registry read per
+    /// table instead of a Query of the whole cluster).
+    pub async fn plan(&self, clients: &AwsClients, only: Option<&str>) -> Result<KeyPlan> {
+        let (rows, stored) = match only {
+            None => {
+                let now = crate::engine::now_ms();
+                let mut rows = registry::list(clients, &self.config, Role::Minion, now).await?;
+                rows.extend(registry::list(clients, &self.config, Role::Master, now).await?);
+                (rows, self.store.list()?)
+            }
+            Some(id) => {
+                let mut rows = Vec::new();
+                for role in [Role::Minion, Role::Master] {
+                    rows.extend(registry::get(clients, &self.config, role, id).await?);
+                }
+                (rows, self.store.get(id)?)
+            }
+        };
+        let policy = self.policy();
+        let roles: HashMap<&str, Role> = rows
+            .iter()
+            .map(|row| (row.instance_id.as_str(), row.role))
+            .collect();
+        let mut held = Vec::new();
+        let registry = self.eligible(&rows, &mut held);
+        let local: Vec<LocalKey> = stored.iter().map(|stored| stored.key.clone()).collect();
+        let mut actions = keys::plan_key_actions(&registry, &local, &policy);
+        if self.config.keys.verify_autoscaling {
+            self.verify_with_autoscaling(clients, &mut actions, &mut held)
+                .await;
+        }
+        let public_keys: HashMap<(&str, LocalKeyState), &StoredKey> = stored
+            .iter()
+            .map(|stored| ((stored.key.id.as_str(), stored.key.state), stored))
+            .collect();
+        let actions = actions
+            .into_iter()
+            .map(|action| {
+                let (role, public_key) = match &action {
+                    KeyAction::Pin {
+                        id,
+                        state,
+                        fingerprint,
+                    } => (
+                        roles.get(id.as_str()).copied(),
+                        public_keys
+                            .get(&(id.as_str(), *state))
+                            .filter(|stored| stored.key.fingerprint == *fingerprint)
+                            .map(|stored| stored.public_key.clone()),
+                    ),
+                    _ => (None, None),
+                };
+                PlannedAction {
+                    action,
+                    role,
+                    public_key,
+                }
+            })
+            .collect();
+        let report = keys::key_report(&registry_for_report(&rows), &local, &policy);
+        let mismatches = keys::denied_mismatches(&report).cloned().collect();
+        Ok(KeyPlan {
+            actions,
+            keys: report,
+            mismatches,
+            held,
+            registry_instances: rows.len(),
+        })
+    }
+
+    /// The registry rows the plan may accept keys for. With `require_group`, a live instance
+    /// whose group is not configured and whose key is not pinned yet is left out, so its key
+    /// stays pending; rows already pinned, and rows on their way out, are kept so their keys
+    /// are still pre-seeded and deleted.
+    fn eligible(&self, rows: &[InstanceRecord], held: &mut Vec<HeldKey>) -> Vec<RegistryMinion> {
+        let groups: BTreeSet<&str> = self
+            .config
+            .master_groups
+            .iter()
+            .chain(&self.config.minion_groups)
+            .map(String::as_str)
+            .collect();
+        rows.iter()
+            .filter(|row| {
+                let outside = self.config.keys.require_group
+                    && row.state.is_live()
+                    && row.key.is_none()
+                    && !row.group.as_deref().is_some_and(|g| groups.contains(g));
+                if outside {
+                    held.push(HeldKey {
+                        id: row.instance_id.clone(),
+                        reason: format!(
+                            "its AutoScaling group {:?} is not in phoenix.master_groups or \
+                             phoenix.minion_groups (phoenix.keys.require_group)",
+                            row.group.as_deref().unwrap_or("(none recorded)")
+                        ),
+                    });
+                }
+                !outside
+            })
+            .map(registry::registry_minion)
+            .collect()
+    }
+
+    /// Drops the pin and accept of every id AutoScaling does not list in a configured group as
+    /// pending or in service. When AutoScaling cannot be asked, nothing is accepted this round
+    /// (the keys stay pending and the next round asks again); deletions and pre-seeds go on.
+    async fn verify_with_autoscaling(
+        &self,
+        clients: &AwsClients,
+        actions: &mut Vec<KeyAction>,
+        held: &mut Vec<HeldKey>,
+    ) {
+        let candidates: Vec<String> = actions
+            .iter()
+            .filter(|action| matches!(action, KeyAction::Pin { .. }))
+            .map(|action| action.id().to_owned())
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let groups: HashSet<&str> = self
+            .config
+            .master_groups
+            .iter()
+            .chain(&self.config.minion_groups)
+            .map(String::as_str)
+            .collect();
+        let mut verified: HashSet<String> = HashSet::new();
+        let mut reasons: HashMap<String, String> = HashMap::new();
+        for chunk in candidates.chunks(AUTOSCALING_IDS_PER_CALL) {
+            let answer = clients
+                .autoscaling
+                .describe_auto_scaling_instances()
+                .set_instance_ids(Some(chunk.to_vec()))
+                .send()
+                .await
+                .aws_context("autoscaling", "DescribeAutoScalingInstances");
+            match answer {
+                Ok(output) => {
+                    for instance in output.auto_scaling_instances.unwrap_or_default() {
+                        let id = instance.instance_id.unwrap_or_default();
+                        let group = instance.auto_scaling_group_name.unwrap_or_default();
+                        let state = instance.lifecycle_state.unwrap_or_default();
+                        if !groups.contains(group.as_str()) {
+                            reasons.insert(
+                                id,
+                                format!(
+                                    "AutoScaling lists it in group {group:?}, not a configured one"
+                                ),
+                            );
+                        } else if !(state.starts_with("Pending") || state == "InService") {
+                            reasons.insert(
+                                id,
+                                format!("AutoScaling says its lifecycle state is {state}"),
+                            );
+                        } else {
+                            verified.insert(id);
+                        }
+                    }
+                }
+                Err(err) => {
+                    for id in chunk {
+                        reasons
+                            .insert(id.clone(), format!("AutoScaling could not be asked: {err}"));
+                    }
+                }
+            }
+        }
+        let refused: HashSet<&String> = candidates
+            .iter()
+            .filter(|id| !verified.contains(*id))
+            .collect();
+        for id in &refused {
+            held.push(HeldKey {
+                id: (*id).clone(),
+                reason: reasons.get(*id).cloned().unwrap_or_else(|| {
+                    "AutoScaling does not know the instance (phoenix.keys.verify_autoscaling)"
+                        .to_owned()
+                }),
+            });
+        }
+        actions.retain(|action| {
+            !(matches!(action, KeyAction::Pin { .. } | KeyAction::Accept { .. })
+                && refused.contains(&action.id().to_owned()))
+        });
+    }
+
+    /// Pins a key in the registry (see [`registry::pin_key`]).
+    pub async fn pin(
+        &self,
+        clients: &AwsClients,
+        role: Role,
+        id: &str,
+        fingerprint: &str,
+        public_key: &str,
+        pinned_by: &str,
+    ) -> Result<PinOutcome> {
+        registry::pin_key(
+            clients,
+            &self.config,
+            role,
+            id,
+            fingerprint,
+            public_key,
+            pinned_by,
+            crate::engine::now_ms(),
+        )
+        .await
+    }
+}
+
+/// The report shows every registry row, the stricter checks aside.
+fn registry_for_report(rows: &[InstanceRecord]) -> Vec<RegistryMinion> {
+    rows.iter().map(registry::registry_minion).collect()
+}

@@ -1,0 +1,250 @@
+"""Minion keys on real masters and minions: accepted only for instances the registry knows,
+pinned at first acceptance, pre-seeded on every master, deleted everywhere at termination.
+
+The masters here do not auto-accept: every accepted key in these tests was accepted by
+Phoenix (the instance_manager engine's key reconcile, or key_runner)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from phoenix_salt import _core
+from phoenix_salt.lab import messages
+from phoenix_salt.lab.cluster import Cluster
+from phoenix_salt.lab.emulator import Emulator
+from phoenix_salt.lab.processes import wait_for
+from phoenix_salt.lab.salt import BusListener, SaltMaster, SaltMinion
+from phoenix_salt.lab.stack import Stack, provision
+
+pytestmark = pytest.mark.integration
+
+MINIONS_GROUP = "phoenix-test-minions"
+MASTER_OPTS = {"engines": [{"instance_manager": {}}], "auto_accept": False}
+PHOENIX = {"heartbeat_interval": 1, "master_stale_after": 4, "keys": {"reconcile_interval": 2}}
+
+
+@pytest.fixture
+def stack(aws: Emulator) -> Stack:
+    return provision(aws, "test")
+
+
+def _session(stack: Stack) -> _core.Session:
+    return _core.Session(_core.Config.from_json(json.dumps(stack.phoenix_block())))
+
+
+def _register(aws: Emulator, stack: Stack, instance: str) -> None:
+    """AutoScaling's launch notification for ``instance``, through the queue, and the
+    registry row it makes."""
+    stack.send(
+        aws,
+        messages.sns_envelope(
+            messages.asg_notification(messages.LAUNCH, instance, MINIONS_GROUP, messages.aws_time())
+        ),
+    )
+    session = _session(stack)
+    # Polled through the listing, which skips unreadable rows: the emulator applies an
+    # UpdateItem that creates a row in two steps (the key, then the attributes), so a read
+    # racing with it can see a row with no state, which DynamoDB itself never shows.
+    wait_for(
+        lambda: any(
+            row["instance_id"] == instance and row["state"] == "running"
+            for row in session.list_instances("minion")
+        ),
+        60,
+        f"the registry to hold {instance} as running",
+    )
+
+
+def _terminate(aws: Emulator, stack: Stack, instance: str) -> None:
+    stack.send(
+        aws,
+        messages.sns_envelope(
+            messages.asg_notification(
+                messages.TERMINATE, instance, MINIONS_GROUP, messages.aws_time()
+            )
+        ),
+    )
+
+
+def _answers(master: SaltMaster, minion_id: str) -> bool:
+    return master.ping(minion_id, timeout=5).get(minion_id, False)
+
+
+def _run(master: SaltMaster, *args: str) -> tuple[int, Any]:
+    """``salt-run`` with JSON output: its exit code and what it printed."""
+    result = master.cli("salt-run", [*args, "--out=json"])
+    try:
+        printed = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        printed = result.stdout + result.stderr
+    return result.returncode, printed
+
+
+def _pinned(stack: Stack, instance: str) -> str | None:
+    row = _session(stack).get_instance("minion", instance) or {}
+    return (row.get("key") or {}).get("fingerprint")
+
+
+def test_keys_are_accepted_only_for_registered_instances(
+    aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
+) -> None:
+    cluster = make_cluster(
+        stack.phoenix_block(**PHOENIX),
+        masters=1,
+        minions=2,
+        master_opts=MASTER_OPTS,
+        wait_for_minions=False,
+    )
+    master = cluster.masters[0]
+    registered, unknown = cluster.minions
+    _register(aws, stack, registered.minion_id)
+
+    # Registered: accepted with no manual step, pinned with the minion's own key.
+    wait_for(lambda: _answers(master, registered.minion_id), 90, "the registered minion to answer")
+    assert _pinned(stack, registered.minion_id) == _core.pem_fingerprint(registered.public_key())
+
+    # Not registered: stays pending, and key_runner refuses to accept it, saying why.
+    wait_for(
+        lambda: master.key_states(unknown.minion_id) == ["minions_pre"],
+        60,
+        "the unregistered minion's key to be pending",
+    )
+    code, printed = _run(master, "key_runner.accept", unknown.minion_id)
+    assert code != 0
+    assert "registry does not hold it" in printed["error"]
+    assert master.key_states(unknown.minion_id) == ["minions_pre"]
+    assert _pinned(stack, unknown.minion_id) is None
+
+    # Once the registry learns it, it is accepted without anyone acting.
+    _register(aws, stack, unknown.minion_id)
+    wait_for(lambda: _answers(master, unknown.minion_id), 90, "the newly registered minion")
+    assert master.key_states(unknown.minion_id) == ["minions"]
+
+    # key_runner.list shows both, pinned, with the registry's state.
+    code, listing = _run(master, "key_runner.list")
+    assert code == 0
+    for minion in (registered, unknown):
+        entry = listing[minion.minion_id]
+        assert entry["registry_state"] == "running"
+        assert entry["keys"]["accepted"]["standing"] == "pinned"
+        assert entry["pinned"] == _core.pem_fingerprint(minion.public_key())
+
+    # Arguments are checked: no globs, ever.
+    code, printed = _run(master, "key_runner.accept", "i-*")
+    assert code == 2
+    assert "pattern" in printed["error"]
+
+
+def test_a_key_that_differs_from_the_pinned_one_is_refused_and_reported(
+    aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
+) -> None:
+    cluster = make_cluster(
+        stack.phoenix_block(**PHOENIX),
+        masters=1,
+        minions=1,
+        master_opts=MASTER_OPTS,
+        wait_for_minions=False,
+    )
+    master = cluster.masters[0]
+    genuine = cluster.minions[0]
+    _register(aws, stack, genuine.minion_id)
+    wait_for(lambda: _answers(master, genuine.minion_id), 90, "the genuine minion to answer")
+    pinned = _pinned(stack, genuine.minion_id)
+    assert pinned == _core.pem_fingerprint(genuine.public_key())
+
+    # A second minion claims the same id with a key of its own.
+    impostor = SaltMinion(
+        genuine.minion_id,
+        cluster.workdir / "impostor",
+        [master.interface],
+        cluster.ret_port,
+        genuine.env,
+        {"phoenix": cluster.phoenix},
+        publish_port=cluster.publish_port,
+    )
+    with BusListener(master) as bus:
+        impostor.start()
+        try:
+            mismatch = bus.wait_for("phoenix/key/mismatch", 90)
+        finally:
+            impostor.stop()
+    wait_for(lambda: impostor.pki_dir.joinpath("minion.pub").exists(), 10, "the impostor's key")
+    assert mismatch["id"] == genuine.minion_id
+    assert mismatch["fingerprint"] == _core.pem_fingerprint(impostor.public_key())
+    assert mismatch["pinned"] == pinned
+    # The genuine key is still the accepted one, and the pin did not move.
+    assert _pinned(stack, genuine.minion_id) == pinned
+    code, listing = _run(master, "key_runner.list")
+    assert listing[genuine.minion_id]["keys"]["accepted"]["fingerprint"] == pinned
+    assert _answers(master, genuine.minion_id)
+
+    # The impostor's key waiting as pending (e.g. on a master the genuine minion never
+    # reached): key_runner.accept rejects it and says why.
+    (master.pki_dir / "minions" / genuine.minion_id).unlink()
+    (master.pki_dir / "minions_pre").mkdir(exist_ok=True)
+    (master.pki_dir / "minions_pre" / genuine.minion_id).write_text(impostor.public_key())
+    code, printed = _run(master, "key_runner.accept", genuine.minion_id)
+    assert code != 0
+    assert "not the key pinned" in printed["error"] or "rejected" in printed["error"]
+    # Rejected, beside the impostor's earlier denied key; nothing accepted or pending.
+    assert master.key_states(genuine.minion_id) == ["minions_rejected", "minions_denied"]
+
+
+def test_pinned_keys_follow_a_failover_and_termination_removes_them_everywhere(
+    aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
+) -> None:
+    cluster = make_cluster(
+        stack.phoenix_block(**PHOENIX),
+        masters=2,
+        minions=1,
+        master_opts=MASTER_OPTS,
+        wait_for_minions=False,
+    )
+    first, second = cluster.masters
+    minion = cluster.minions[0]
+    _register(aws, stack, minion.minion_id)
+    with BusListener(second) as second_bus:
+        wait_for(lambda: _answers(first, minion.minion_id), 90, "the minion on the first master")
+        # The second master never saw the minion, yet holds its pinned key as accepted.
+        wait_for(
+            lambda: second.key_states(minion.minion_id) == ["minions"],
+            60,
+            "the pinned key to be pre-seeded on the second master",
+        )
+        fingerprint = _core.pem_fingerprint(minion.public_key())
+        assert (
+            _core.pem_fingerprint((second.pki_dir / "minions" / minion.minion_id).read_text())
+            == fingerprint
+        )
+
+        # The first master goes away: the minion fails over and is accepted at once, with
+        # no pending phase on the second master.
+        first.stop()
+        wait_for(lambda: _answers(second, minion.minion_id), 180, "the minion to fail over")
+        auths = [
+            data.get("act")
+            for tag, data in second_bus.drain()
+            if tag == "salt/auth" and data.get("id") == minion.minion_id
+        ]
+        # The minion authenticated here, and its key was never pending.
+        assert "accept" in auths
+        assert "pend" not in auths
+
+    # Keys of the instance in other states too, then the instance terminates.
+    for folder in ("minions_rejected", "minions_denied"):
+        (second.pki_dir / folder).mkdir(exist_ok=True)
+        (second.pki_dir / folder / minion.minion_id).write_text(minion.public_key())
+    (first.pki_dir / "minions_pre").mkdir(exist_ok=True)
+    (first.pki_dir / "minions_pre" / minion.minion_id).write_text(minion.public_key())
+    first.start()
+    _terminate(aws, stack, minion.minion_id)
+    for master in (first, second):
+        wait_for(
+            lambda master=master: master.key_states(minion.minion_id) == [],
+            90,
+            f"every key of the terminated minion to be gone from {master.name}",
+        )
