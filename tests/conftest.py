@@ -66,9 +66,10 @@ def phoenix_block() -> dict[str, Any]:
 
 
 @pytest.fixture
-def lifecycle_actions() -> Iterator[LifecycleActions]:
-    """AutoScaling's lifecycle actions (which the emulator lacks), served on loopback."""
-    actions = LifecycleActions()
+def lifecycle_actions(emulator_process: Emulator) -> Iterator[LifecycleActions]:
+    """AutoScaling's lifecycle actions (which the emulator lacks), served on loopback; other
+    AutoScaling calls go on to the emulator."""
+    actions = LifecycleActions(upstream=emulator_process.url)
     actions.start()
     try:
         yield actions

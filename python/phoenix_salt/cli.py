@@ -4,6 +4,7 @@
     phoenix config check [-c /etc/salt/master] [--json]
     phoenix status [-c /etc/salt/master] [--json]
     phoenix tables create [-c /etc/salt/master]
+    phoenix reactor-config
 
 Exit codes: 0 success, 1 a Phoenix error (the message says which setting or call),
 2 wrong usage.
@@ -86,6 +87,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_config_path(create)
     create.set_defaults(run=_tables_create)
+
+    reactor = commands.add_parser(
+        "reactor-config",
+        help="print the master config block that wires Phoenix's reactor files",
+    )
+    reactor.set_defaults(run=_reactor_config)
     return parser
 
 
@@ -105,6 +112,18 @@ def _load_config(args: argparse.Namespace) -> Any:
 
     path = args.config or saltconf.default_path()
     return config.load(saltconf.read(path))
+
+
+def _reactor_config(_args: argparse.Namespace) -> int:
+    import yaml
+
+    from phoenix_salt import reactor
+
+    print("# Phoenix reactor files: merge into the master config (e.g. master.d/phoenix.conf)")
+    print(
+        yaml.safe_dump(reactor.reactor_config(), default_flow_style=False, sort_keys=False), end=""
+    )
+    return EXIT_OK
 
 
 def _version(_args: argparse.Namespace) -> int:

@@ -248,3 +248,48 @@ def test_pinned_keys_follow_a_failover_and_termination_removes_them_everywhere(
             90,
             f"every key of the terminated minion to be gone from {master.name}",
         )
+
+
+def test_the_reactor_files_accept_and_delete_keys_without_the_engine(
+    aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
+) -> None:
+    from phoenix_salt.reactor import reactor_config
+
+    cluster = make_cluster(
+        stack.phoenix_block(**PHOENIX),
+        masters=1,
+        minions=1,
+        # No engine: only the reactor files react to the minion's key.
+        master_opts={"auto_accept": False, **reactor_config()},
+        wait_for_minions=False,
+    )
+    master = cluster.masters[0]
+    minion = cluster.minions[0]
+    # The registry learns the instance through the engine's own apply path, run here.
+    engine = _core.Engine(_core.Config.from_json(json.dumps(stack.phoenix_block())))
+    launched = messages.sns_envelope(
+        messages.asg_notification(
+            messages.LAUNCH, minion.minion_id, MINIONS_GROUP, messages.aws_time()
+        )
+    )
+    assert engine.apply_body(json.dumps(launched))["outcome"] == "done"
+    wait_for(lambda: _answers(master, minion.minion_id), 90, "the reactor to accept the key")
+    assert _pinned(stack, minion.minion_id) == _core.pem_fingerprint(minion.public_key())
+
+    terminated = messages.sns_envelope(
+        messages.asg_notification(
+            messages.TERMINATE, minion.minion_id, MINIONS_GROUP, messages.aws_time()
+        )
+    )
+    applied = engine.apply_body(json.dumps(terminated))
+    assert applied["outcome"] == "done"
+    # What the engine would put on its master's bus.
+    with BusListener(master) as bus:
+        for event in applied["events"]:
+            bus.fire(event["tag"], event["data"])
+    assert any(e["tag"].endswith("/terminated") for e in applied["events"])
+    wait_for(
+        lambda: master.key_states(minion.minion_id) == [],
+        60,
+        "the reactor to delete the terminated minion's key",
+    )

@@ -78,7 +78,7 @@ class Demo:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.emulator = Emulator(workdir)
-        self.lifecycle = LifecycleActions()
+        self.lifecycle = LifecycleActions(upstream=self.emulator.url)
         self.stack: Stack | None = None
         self.cluster: Cluster | None = None
 

@@ -3,10 +3,11 @@
 The AWS emulator implements neither CompleteLifecycleAction nor
 RecordLifecycleActionHeartbeat, so the lab serves those two calls itself, on loopback,
 in AutoScaling's query protocol, and points the masters at it with the SDK's standard
-per-service endpoint variable, ``AWS_ENDPOINT_URL_AUTO_SCALING``. Every other call still
-goes to the emulator. Each action is tracked as AWS would: pending until completed
-(CONTINUE or ABANDON) or timed out; a completion of an action that is not pending fails
-with AWS's ``ValidationError`` "No active Lifecycle Action found".
+per-service endpoint variable, ``AWS_ENDPOINT_URL_AUTO_SCALING``. Every other AutoScaling
+call is passed on, unchanged, to the emulator (``upstream``). Each action is tracked as AWS
+would: pending until completed (CONTINUE or ABANDON) or timed out; a completion of an
+action that is not pending fails with AWS's ``ValidationError`` "No active Lifecycle
+Action found".
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import ClassVar
 from phoenix_salt.lab.ports import free_port
 
 XMLNS = "http://autoscaling.amazonaws.com/doc/2011-01-01/"
+# The calls the emulator lacks and this endpoint serves.
+SERVED = frozenset({"CompleteLifecycleAction", "RecordLifecycleActionHeartbeat"})
 
 
 @dataclass
@@ -44,8 +47,9 @@ class LifecycleAction:
 class LifecycleActions:
     """The lifecycle actions of the simulated groups, and the endpoint that completes them."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", upstream: str | None = None) -> None:
         self.host = host
+        self.upstream = upstream
         self.port = free_port([host])
         self._lock = threading.Lock()
         self._actions: dict[str, LifecycleAction] = {}
@@ -95,7 +99,7 @@ class LifecycleActions:
 
     def handle(self, action_name: str, params: dict[str, str]) -> tuple[int, str]:
         self.requests.append((action_name, params))
-        if action_name not in {"CompleteLifecycleAction", "RecordLifecycleActionHeartbeat"}:
+        if action_name not in SERVED:
             return 400, _error("InvalidAction", f"{action_name} is not served here")
         action = self._find(params)
         if action is None:
@@ -121,6 +125,22 @@ class LifecycleActions:
             f"</{action_name}Response>"
         )
 
+    def forward(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        """Passes a call this endpoint does not serve to the emulator."""
+        import urllib.error
+        import urllib.request
+
+        assert self.upstream is not None
+        keep = {k: v for k, v in headers.items() if k.lower() not in {"host", "content-length"}}
+        request = urllib.request.Request(  # noqa: S310 - the emulator's http URL on loopback
+            self.upstream, data=body, headers=keep, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback
+                return answer.status, answer.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
     def start(self) -> None:
         actions = self
 
@@ -129,10 +149,14 @@ class LifecycleActions:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(length).decode()
-                params = dict(urllib.parse.parse_qsl(body))
-                status, text = actions.handle(params.get("Action", ""), params)
-                payload = text.encode()
+                raw = self.rfile.read(length)
+                params = dict(urllib.parse.parse_qsl(raw.decode()))
+                action = params.get("Action", "")
+                if action not in SERVED and actions.upstream:
+                    status, payload = actions.forward(raw, dict(self.headers))
+                else:
+                    status, text = actions.handle(action, params)
+                    payload = text.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "text/xml")
                 self.send_header("Content-Length", str(len(payload)))

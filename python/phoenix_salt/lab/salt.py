@@ -271,6 +271,10 @@ class BusListener:
                 return dict(event["data"])
         raise TimeoutError(f"no event tagged {tag_prefix}* within {timeout:.0f} s")
 
+    def fire(self, tag: str, data: Mapping[str, Any]) -> None:
+        """Puts an event on the master's bus, as an engine in the master would."""
+        self._event.fire_event(dict(data), tag)
+
     def drain(self, quiet: float = 1.0) -> list[tuple[str, dict[str, Any]]]:
         """Reads every event waiting on the bus (until none comes for ``quiet`` seconds)
         into ``seen``, and returns ``seen``."""
