@@ -14,6 +14,7 @@ cancels the accept that follows it.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -101,7 +102,9 @@ class Reconciler:
         self.wheel = wheel
         self.fire = fire
         self.manager = manager or _core.KeyManager(config, pki_dir(opts))
-        self.master = str(opts.get("id", "unknown-master"))
+        # Who pinned a key, as the registry records it: the master's instance id where the
+        # config names it, else Salt's id of this master.
+        self.master = str(json.loads(config.to_json()).get("master_id") or opts.get("id", "?"))
         self._reported: set[tuple[str, str]] = set()
         self._held: dict[str, str] = {}
 

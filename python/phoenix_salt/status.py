@@ -1,5 +1,5 @@
 """What the registry says about a cluster: masters (live or stale, heartbeat age) and
-minions (state, group, launch time). Shared by ``phoenix status`` and
+minions (state, group, launch time, pinned key). Shared by ``phoenix status`` and
 ``salt-run phoenix.status``."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def cluster_status(session: Session) -> dict[str, Any]:
                 "state": row["state"],
                 "live": row["instance_id"] in live,
                 "heartbeat_age_s": None if beat is None else round((now_ms - beat) / 1000, 1),
+                "key": _pinned(row),
             }
         )
     minions = [
@@ -34,10 +35,23 @@ def cluster_status(session: Session) -> dict[str, Any]:
             "group": row.get("group"),
             "launch_ms": row.get("launch_ms"),
             "waiting_for_lifecycle": row.get("launch_hook") is not None,
+            "key": _pinned(row),
         }
         for row in session.list_instances("minion")
     ]
     return {"masters": masters, "minions": minions}
+
+
+def _pinned(row: dict[str, Any]) -> str | None:
+    """The fingerprint of the key pinned for the instance, if any."""
+    key = row.get("key") or {}
+    fingerprint = key.get("fingerprint")
+    return None if fingerprint is None else str(fingerprint)
+
+
+def _short(fingerprint: str | None) -> str:
+    # The first and last bytes tell keys apart at a glance; --json has the whole value.
+    return "-" if fingerprint is None else f"{fingerprint[:11]}..{fingerprint[-5:]}"
 
 
 def render(status: dict[str, Any]) -> str:
@@ -51,10 +65,17 @@ def render(status: dict[str, Any]) -> str:
         )
     if not status["masters"]:
         lines.append("(none)")
-    lines += ["", "MINIONS", f"{'instance':<21} {'state':<12} {'group':<28} lifecycle"]
+    lines += [
+        "",
+        "MINIONS",
+        f"{'instance':<21} {'state':<12} {'group':<28} {'lifecycle':<9} pinned key",
+    ]
     for m in status["minions"]:
         waiting = "waiting" if m["waiting_for_lifecycle"] else "-"
-        lines.append(f"{m['instance_id']:<21} {m['state']:<12} {m['group'] or '-':<28} {waiting}")
+        lines.append(
+            f"{m['instance_id']:<21} {m['state']:<12} {m['group'] or '-':<28} {waiting:<9} "
+            f"{_short(m['key'])}"
+        )
     if not status["minions"]:
         lines.append("(none)")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ Phoenix (the instance_manager engine's key reconcile, or key_runner)."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -132,6 +133,23 @@ def test_keys_are_accepted_only_for_registered_instances(
         assert entry["registry_state"] == "running"
         assert entry["keys"]["accepted"]["standing"] == "pinned"
         assert entry["pinned"] == _core.pem_fingerprint(minion.public_key())
+
+    # Status, as the runner and the CLI show it: the master live, each minion with its pin.
+    code, status = _run(master, "phoenix.status")
+    assert code == 0
+    assert [(m["live"], m["state"]) for m in status["masters"]] == [(True, "running")]
+    pins = {m["instance_id"]: m["key"] for m in status["minions"]}
+    assert pins == {m.minion_id: _core.pem_fingerprint(m.public_key()) for m in cluster.minions}
+    table = subprocess.run(
+        [str(master.bin_dir / "phoenix"), "status", "-c", str(master.conf_dir / "master")],
+        env=master.env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert registered.minion_id in table
+    assert pins[registered.minion_id][:11] in table
 
     # Arguments are checked: no globs, ever.
     code, printed = _run(master, "key_runner.accept", "i-*")
