@@ -126,10 +126,7 @@ def _key_trigger(tag, data):
 
 def _key_loop(config, interval, stopping):
     """Reconciles this master's keys: all of them every ``interval`` seconds, one id as soon
-    as an event says it changed."""
-    import salt.utils.event
-
-    import phoenix_salt
+    as an event says it changed. Whatever fails, it waits and starts over."""
     from phoenix_salt import keys
 
     opts = dict(__opts__)
@@ -138,6 +135,25 @@ def _key_loop(config, interval, stopping):
     except keys.UnsupportedKeyStore as exc:
         log.error("phoenix: not managing minion keys on this master: %s", exc)
         return
+    failures = 0
+    while not stopping.is_set():
+        try:
+            _reconcile_keys(opts, config, interval, stopping)
+            return
+        except Exception:  # a bug, or Salt's wheel client failing to load: try again later
+            failures += 1
+            log.exception(
+                "phoenix: key management failed; starting over in %.0f s", _backoff(failures)
+            )
+            stopping.wait(_backoff(failures))
+
+
+def _reconcile_keys(opts, config, interval, stopping):
+    import salt.utils.event
+
+    import phoenix_salt
+    from phoenix_salt import keys
+
     listener = salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=True)
     bus = _bus()
     failures = 0
@@ -175,10 +191,6 @@ def _key_loop(config, interval, stopping):
                         exc,
                         _backoff(failures),
                     )
-                    next_full = time.monotonic() + _backoff(failures)
-                except Exception:  # a bug must not end key management for good
-                    failures += 1
-                    log.exception("phoenix: key reconcile failed unexpectedly")
                     next_full = time.monotonic() + _backoff(failures)
     finally:
         listener.destroy()
