@@ -88,7 +88,8 @@ pub async fn apply_message(
         ));
     };
 
-    let applied = match registry::apply_event(clients, config, role, &event).await {
+    let record_hook = !completion_due(config, role, &event);
+    let applied = match registry::apply_event(clients, config, role, &event, record_hook).await {
         Ok(applied) => applied,
         Err(error) => {
             log::warn!(
@@ -125,9 +126,19 @@ pub async fn apply_message(
     MessageOutcome::Done(changed)
 }
 
-/// Completes a hook's lifecycle action when nothing else will: always for terminations and
-/// masters' launches; for minions' launches only without highstate gating (the first
-/// highstate completes it otherwise).
+/// Whether the engine completes this event's lifecycle action itself: always for
+/// terminations and masters' launches; for minions' launches only without highstate gating
+/// (the first highstate completes it otherwise, from the hook recorded in the row).
+fn completion_due(config: &PhoenixConfig, role: Role, event: &InstanceEvent) -> bool {
+    event.lifecycle.is_some()
+        && match event.kind {
+            EventKind::Terminating => true,
+            EventKind::Launching => role == Role::Master || !config.highstate_gating,
+            _ => false,
+        }
+}
+
+/// Completes a hook's lifecycle action when nothing else will ([`completion_due`]).
 async fn complete_if_due(
     clients: &AwsClients,
     config: &PhoenixConfig,
@@ -137,12 +148,7 @@ async fn complete_if_due(
     let Some(action) = &event.lifecycle else {
         return Ok(());
     };
-    let due = match event.kind {
-        EventKind::Terminating => true,
-        EventKind::Launching => role == Role::Master || !config.highstate_gating,
-        _ => false,
-    };
-    if !due {
+    if !completion_due(config, role, event) {
         return Ok(());
     }
     let hook = LaunchHook {
@@ -162,8 +168,5 @@ async fn complete_if_due(
         event.instance_id,
         action.hook_name
     );
-    if event.kind == EventKind::Launching {
-        registry::clear_launch_hook(clients, config, role, event.instance_id.as_str()).await?;
-    }
     Ok(())
 }

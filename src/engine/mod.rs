@@ -12,6 +12,7 @@ mod identity;
 mod lifecycle_action;
 mod queue;
 
+use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::future::join_all;
@@ -26,7 +27,7 @@ pub use queue::{QueueMessage, BATCH, LONG_POLL_SECONDS};
 use crate::aws::AwsClients;
 use crate::config::PhoenixConfig;
 use crate::error::Result;
-use crate::lifecycle::{EventKind, InstanceEvent, InstanceId, Role};
+use crate::lifecycle::{self, EventKind, InstanceEvent, InstanceId, LifecycleMessage, Role};
 use crate::registry::{self, LiveMaster};
 
 /// What one poll of the queue did.
@@ -70,13 +71,7 @@ pub async fn poll_once(
     if messages.is_empty() {
         return Ok(report);
     }
-    // The batch is applied concurrently: ten registry writes take the time of one.
-    let outcomes = join_all(
-        messages
-            .iter()
-            .map(|message| apply_message(clients, config, message)),
-    )
-    .await;
+    let outcomes = apply_batch(clients, config, &messages).await;
     let mut done = Vec::new();
     for (message, outcome) in messages.iter().zip(outcomes) {
         match outcome {
@@ -106,6 +101,50 @@ pub async fn poll_once(
     Ok(report)
 }
 
+/// Applies a batch: different instances concurrently (ten registry writes take the time of
+/// one), the messages of one instance one after another, in the order received. Two events
+/// of one instance applied at once would race for its row, and the loser's refused write
+/// would need a second one. Returns one outcome per message, in the batch's order.
+async fn apply_batch(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+    messages: &[QueueMessage],
+) -> Vec<MessageOutcome> {
+    // Which instance each message is about; a message that does not parse is its own group
+    // (apply_message parses again and rejects it: parsing costs microseconds).
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut by_instance: HashMap<String, usize> = HashMap::new();
+    for (at, message) in messages.iter().enumerate() {
+        match lifecycle::parse_message(&message.body) {
+            Ok(LifecycleMessage::Instance(event)) => {
+                let group = *by_instance
+                    .entry(event.instance_id.as_str().to_owned())
+                    .or_insert_with(|| {
+                        groups.push(Vec::new());
+                        groups.len() - 1
+                    });
+                if let Some(members) = groups.get_mut(group) {
+                    members.push(at);
+                }
+            }
+            _ => groups.push(vec![at]),
+        }
+    }
+    let applied = join_all(groups.into_iter().map(|members| async move {
+        let mut outcomes = Vec::with_capacity(members.len());
+        for at in members {
+            if let Some(message) = messages.get(at) {
+                outcomes.push((at, apply_message(clients, config, message).await));
+            }
+        }
+        outcomes
+    }))
+    .await;
+    let mut ordered: Vec<(usize, MessageOutcome)> = applied.into_iter().flatten().collect();
+    ordered.sort_by_key(|(at, _)| *at);
+    ordered.into_iter().map(|(_, outcome)| outcome).collect()
+}
+
 /// Registers this master as running (an event of its own, at the current time, through
 /// the same forward-only write as every other event) and records its first heartbeat.
 pub async fn register_master(
@@ -128,7 +167,7 @@ pub async fn register_master(
         availability_zone: identity.availability_zone.clone(),
         delivery: crate::lifecycle::Delivery::Direct,
     };
-    let applied = registry::apply_event(clients, config, Role::Master, &event).await?;
+    let applied = registry::apply_event(clients, config, Role::Master, &event, false).await?;
     registry::record_heartbeat(
         clients,
         config,

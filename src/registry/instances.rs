@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use serde::Serialize;
 
 use super::keys::{KeyPin, KEY_ATTRIBUTE};
@@ -83,11 +85,16 @@ fn n(value: impl ToString) -> AttributeValue {
 /// Records `event` for an instance of `role`. The state moves only forward; the event's
 /// facts are recorded in every case. Idempotent: applying the same event again changes
 /// nothing.
+///
+/// `record_launch_hook`: keep a launching event's lifecycle action in the row, for whoever
+/// completes it later (the first highstate, with gating on). Where the engine completes the
+/// action at once, the row does not need it, and not writing it saves a write to clear it.
 pub async fn apply_event(
     clients: &AwsClients,
     config: &PhoenixConfig,
     role: Role,
     event: &InstanceEvent,
+    record_launch_hook: bool,
 ) -> Result<Applied> {
     let state = InstanceState::implied_by(event.kind);
     let table = table_for(config, role);
@@ -109,7 +116,11 @@ pub async fn apply_event(
         facts.push("availability_zone = if_not_exists(availability_zone, :az)".to_owned());
         values.insert(":az".to_owned(), s(az));
     }
-    if let (EventKind::Launching, Some(action)) = (event.kind, &event.lifecycle) {
+    let hook = match (event.kind, &event.lifecycle) {
+        (EventKind::Launching, Some(action)) if record_launch_hook => Some(action),
+        _ => None,
+    };
+    if let Some(action) = hook {
         facts.push("launch_hook = if_not_exists(launch_hook, :hook)".to_owned());
         values.insert(
             ":hook".to_owned(),
@@ -150,13 +161,24 @@ pub async fn apply_event(
         .condition_expression(condition)
         .set_expression_attribute_names(Some(moving_names))
         .set_expression_attribute_values(Some(moving_values))
+        // A refused write returns the row as it stands, so a duplicate costs one call.
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
         .send()
-        .await
-        .aws_context("dynamodb", "UpdateItem");
+        .await;
     match result {
         Ok(_) => return Ok(Applied::Moved),
-        Err(err) if is_condition_failed(&err) => {}
-        Err(err) => return Err(err),
+        Err(SdkError::ServiceError(failure)) => match failure.err() {
+            UpdateItemError::ConditionalCheckFailedException(refused) => {
+                if refused
+                    .item()
+                    .is_some_and(|row| holds_facts(row, role, event, hook.is_some()))
+                {
+                    return Ok(Applied::AlreadyNewer);
+                }
+            }
+            _ => return Err(SdkError::ServiceError(failure)).aws_context("dynamodb", "UpdateItem"),
+        },
+        Err(err) => return Err(err).aws_context("dynamodb", "UpdateItem"),
     }
 
     // The row is already further: record only the facts (unconditional, idempotent).
@@ -174,6 +196,29 @@ pub async fn apply_event(
         .await
         .aws_context("dynamodb", "UpdateItem")?;
     Ok(Applied::AlreadyNewer)
+}
+
+/// Whether a row already holds every fact `event` would record (a duplicate, or an event
+/// applied before), so the facts-only write can be skipped.
+fn holds_facts(
+    row: &HashMap<String, AttributeValue>,
+    role: Role,
+    event: &InstanceEvent,
+    launch_hook: bool,
+) -> bool {
+    let text = |name: &str| {
+        row.get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+    };
+    text("role") == Some(role.as_str())
+        && text("group").is_some()
+        && row
+            .get(event_time_attribute(event.kind))
+            .and_then(|v| v.as_n().ok())
+            .is_some_and(|time| *time == event.time_ms.to_string())
+        && (event.availability_zone.is_none() || text("availability_zone").is_some())
+        && (!launch_hook || row.contains_key("launch_hook"))
 }
 
 /// Forgets the open launch lifecycle action of an instance once it has been completed.
