@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 import signal
 from collections.abc import Callable
-from typing import Any
 
-import boto3
 import pytest
 
 from phoenix_salt import _core
@@ -37,22 +35,6 @@ def _session(stack: Stack) -> _core.Session:
     return _core.Session(_core.Config.from_json(json.dumps(stack.phoenix_block())))
 
 
-def _send(aws: Emulator, stack: Stack, body: dict[str, Any]) -> None:
-    sqs = boto3.client("sqs", endpoint_url=aws.url)
-    sqs.send_message(QueueUrl=stack.queue_url, MessageBody=json.dumps(body))
-
-
-def _queue_depth(aws: Emulator, url: str) -> int:
-    sqs = boto3.client("sqs", endpoint_url=aws.url)
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(
-        attributes["ApproximateNumberOfMessagesNotVisible"]
-    )
-
-
 def test_a_launch_then_a_terminate_become_rows_and_events(
     aws: Emulator,
     stack: Stack,
@@ -67,9 +49,8 @@ def test_a_launch_then_a_terminate_become_rows_and_events(
     instance = minion_instance_id(42)
     action = lifecycle_actions.begin(MINIONS_GROUP, "phoenix-launch", instance)
     with BusListener(master) as bus:
-        _send(
+        stack.send(
             aws,
-            stack,
             messages.lifecycle_hook(
                 messages.LAUNCHING,
                 instance,
@@ -94,9 +75,8 @@ def test_a_launch_then_a_terminate_become_rows_and_events(
         assert lifecycle_actions.get(action.token).result == "CONTINUE"
         assert _session(stack).get_instance("minion", instance)["launch_hook"] is None
 
-        _send(
+        stack.send(
             aws,
-            stack,
             messages.sns_envelope(
                 messages.asg_notification(
                     messages.TERMINATE, instance, MINIONS_GROUP, messages.aws_time()
@@ -110,7 +90,7 @@ def test_a_launch_then_a_terminate_become_rows_and_events(
     assert row["state"] == "terminated"
     assert row["expires_at"] is not None
     # Both messages were deleted once applied.
-    wait_for(lambda: _queue_depth(aws, stack.queue_url) == 0, 30, "the queue to drain")
+    wait_for(lambda: stack.queue_depth(aws) == 0, 30, "the queue to drain")
 
 
 def test_a_message_for_no_configured_group_is_rejected_and_not_deleted(
@@ -122,9 +102,8 @@ def test_a_message_for_no_configured_group_is_rejected_and_not_deleted(
     master = cluster.masters[0]
     stranger = minion_instance_id(77)
     with BusListener(master) as bus:
-        _send(
+        stack.send(
             aws,
-            stack,
             messages.lifecycle_hook(
                 messages.LAUNCHING, stranger, "someone-elses-group", "t", "h", messages.aws_time()
             ),
@@ -138,7 +117,7 @@ def test_a_message_for_no_configured_group_is_rejected_and_not_deleted(
     )
     assert _session(stack).get_instance("minion", stranger) is None
     # Left in the queue: the redrive policy moves it to the dead-letter queue.
-    assert _queue_depth(aws, stack.queue_url) == 1
+    assert stack.queue_depth(aws) == 1
 
 
 def test_two_masters_on_one_queue_register_heartbeat_and_go_stale(
@@ -160,9 +139,8 @@ def test_two_masters_on_one_queue_register_heartbeat_and_go_stale(
     # Messages spread over both engines; every one is applied exactly once in effect.
     instances = [minion_instance_id(n) for n in range(100, 110)]
     for instance in instances:
-        _send(
+        stack.send(
             aws,
-            stack,
             messages.sns_envelope(
                 messages.asg_notification(
                     messages.LAUNCH, instance, MINIONS_GROUP, messages.aws_time()
@@ -174,7 +152,7 @@ def test_two_masters_on_one_queue_register_heartbeat_and_go_stale(
         60,
         "every launched minion in the registry",
     )
-    wait_for(lambda: _queue_depth(aws, stack.queue_url) == 0, 30, "the queue to drain")
+    wait_for(lambda: stack.queue_depth(aws) == 0, 30, "the queue to drain")
 
     # A hung master (SIGSTOP) stops heartbeating and leaves the live list.
     with BusListener(cluster.masters[0]) as bus:

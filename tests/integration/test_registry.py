@@ -11,7 +11,6 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-import boto3
 import pytest
 
 from phoenix_salt import _core
@@ -184,7 +183,6 @@ def test_the_engine_outlives_an_emulator_outage_and_loses_nothing(
         minions=0,
         master_opts={"engines": [{"instance_manager": {}}]},
     )
-    sqs = boto3.client("sqs", endpoint_url=aws.url)
     session = _session(stack, "test")
     before = [minion_instance_id(n) for n in range(200, 210)]
     after = [minion_instance_id(n) for n in range(210, 220)]
@@ -195,7 +193,7 @@ def test_the_engine_outlives_an_emulator_outage_and_loses_nothing(
                 messages.LAUNCH, instance, MINIONS_GROUP, messages.aws_time()
             )
             body = messages.sns_envelope(notification)
-            sqs.send_message(QueueUrl=stack.queue_url, MessageBody=json.dumps(body))
+            stack.send(aws, body)
 
     send(before)
     aws.pause()

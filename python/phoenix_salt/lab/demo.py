@@ -8,7 +8,6 @@ process is left behind.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -19,8 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import boto3
 
 from phoenix_salt import status
 from phoenix_salt.lab import messages
@@ -128,8 +125,7 @@ class Demo:
         hook = messages.lifecycle_hook(
             messages.LAUNCHING, instance, group, action.token, "phoenix-launch", messages.aws_time()
         )
-        sqs = boto3.client("sqs", endpoint_url=self.emulator.url)
-        sqs.send_message(QueueUrl=self.stack.queue_url, MessageBody=json.dumps(hook))
+        self.stack.send(self.emulator, hook)
         wait_for(
             lambda: self.lifecycle.get(action.token).status == "completed",
             60,
