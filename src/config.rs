@@ -145,7 +145,7 @@ pub mod defaults {
     pub const ATTEMPT_TIMEOUT: f64 = 30.0;
     pub const OPERATION_TIMEOUT: f64 = 90.0;
     pub const MAX_ATTEMPTS: u32 = 5;
-    pub const KEY_RECONCILE_INTERVAL: f64 = 30.0;
+    pub const KEY_RECONCILE_INTERVAL: f64 = 10.0;
 }
 
 impl PhoenixConfig {

@@ -1,25 +1,60 @@
-"""Benchmark: 2,000 mixed AutoScaling messages through the emulator's queue.
+"""Benchmark: 2,000 mixed AutoScaling messages through a shallow queue, over a modelled network.
 
-Phoenix's engine (long poll of 10, concurrent conditional writes, batch deletes) against
-a reference loop in the same run that takes one message per receive, writes it, and
-deletes it, as a first-generation design would. Prints messages per second for both, the
-ratio, and SQS calls per message.
+Phoenix's engine (``Engine.poll``: a long poll of 10, the batch's registry writes and
+lifecycle completions run concurrently, one checked ``DeleteMessageBatch``) against a
+reference loop in the same run that does the same work one message at a time: it receives
+one message, applies it with ``engine.apply_body`` (Phoenix's own apply path, so the registry
+writes and the lifecycle completions are identical) and deletes it. The two differ only in
+batching and concurrency. ``--plain-reference`` adds the loop of earlier versions of this
+benchmark (receive one, one unconditional PutItem, delete one), which does less work.
+Prints msg/s for each, the ratio, and the AWS calls each made per message, counted.
 
-    .venv/bin/python bench/engine/bench_engine.py [--messages 2000]
+How it measures:
+
+- Queue depth. The AWS emulator (moto) scans the whole queue several times for each message
+  a receive hands out, so a receive costs more the deeper the queue (about 130 ms a message
+  at 1,000 deep): a full queue measures the emulator, not the consumer. A producer process
+  keeps the queue topped up to ``--depth`` messages (visible or in flight) from before the
+  clock starts until the last message is sent, so the loop always finds a full batch while
+  the emulator's per-message cost stays small. The producer talks to the emulator directly:
+  its calls are neither delayed nor counted.
+- Network. ``--rtt-ms`` (default 10) models the round trip of an AWS call in the same
+  region: a TCP proxy on 127.0.0.1 (latency_proxy.py, in its own process) in front of the
+  emulator and of the lab's lifecycle-actions endpoint holds every chunk for half of it in
+  each direction, for both loops alike. No TLS and no connection set-up cost are modelled.
+  ``--rtt-ms 0`` forwards at once; the loops then share two things with the emulator, its
+  one Python process and the machine's cores, and mostly measure those.
+- Calls. The proxy counts every call of the measured loop, by service and operation, and
+  the failed ones (a conditional write whose condition did not hold): "SQS calls / msg" and
+  "AWS calls / msg" are these counts divided by the messages.
+- Messages. Launch hooks, launch notifications, terminate hooks via SNS, terminate
+  notifications; fresh instance ids for every loop in every round (EC2 never reuses one);
+  an instance's four events are about 200 messages apart in the stream (a rolling fleet),
+  so never in one batch. The loops take turns going first from round to round (two rounds
+  by default: each goes first once).
+
+    .venv/bin/python bench/engine/bench_engine.py [--messages 2000] [--rounds 2] \\
+        [--depth 50] [--rtt-ms 10] [--plain-reference]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
+import multiprocessing
 import os
 import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import boto3
+from latency_proxy import LatencyProxy
 
 from phoenix_salt import _core
 from phoenix_salt.lab import messages
@@ -29,18 +64,29 @@ from phoenix_salt.lab.lifecycle_actions import LifecycleActions
 from phoenix_salt.lab.stack import provision
 
 GROUP = "phoenix-bench-minions"
+TABLE = "phoenix-bench-minions"
+# Instances between two events of one instance in the stream (four messages each).
+SPREAD = 50
+# A loop that deletes nothing for this long is stuck (a message waits out its visibility).
+STALL_SECONDS = 120.0
+
+PHOENIX = "phoenix engine"
+REFERENCE = "reference, same work"
+PLAIN = "reference, plain write"
 
 
-def mixed_bodies(count: int, actions: LifecycleActions) -> list[str]:
-    """Launch hooks, launch notifications, terminate hooks and notifications, some test
-    notifications: the mix a scaling fleet sends."""
-    bodies = []
+def mixed_bodies(count: int, actions: LifecycleActions, first: int) -> tuple[list[str], list[str]]:
+    """``count`` messages about instances ``first``, ``first + 1``...: per instance a launch
+    hook, a launch notification, a terminate hook via SNS and a terminate notification, in
+    that order but ``SPREAD`` instances apart. Returns the bodies and the lifecycle tokens."""
+    keyed, tokens = [], []
     for n in range(count):
-        instance = minion_instance_id(10_000 + n // 4)
+        index, kind = divmod(n, 4)
+        instance = minion_instance_id(first + index)
         when = messages.aws_time()
-        kind = n % 4
         if kind == 0:
             action = actions.begin(GROUP, "phoenix-launch", instance)
+            tokens.append(action.token)
             body = messages.lifecycle_hook(
                 messages.LAUNCHING, instance, GROUP, action.token, "phoenix-launch", when
             )
@@ -50,6 +96,7 @@ def mixed_bodies(count: int, actions: LifecycleActions) -> list[str]:
             )
         elif kind == 2:
             action = actions.begin(GROUP, "phoenix-terminate", instance)
+            tokens.append(action.token)
             body = messages.sns_envelope(
                 messages.lifecycle_hook(
                     messages.TERMINATING, instance, GROUP, action.token, "phoenix-terminate", when
@@ -59,44 +106,85 @@ def mixed_bodies(count: int, actions: LifecycleActions) -> list[str]:
             body = messages.sns_envelope(
                 messages.asg_notification(messages.TERMINATE, instance, GROUP, when)
             )
-        bodies.append(json.dumps(body))
-    return bodies
+        keyed.append(((index + kind * SPREAD, kind), json.dumps(body)))
+    return [body for _, body in sorted(keyed)], tokens
 
 
-def fill(sqs, queue_url: str, bodies: list[str]) -> None:
-    for start in range(0, len(bodies), 10):
+def produce(
+    url: str, queue_url: str, bodies: list[str], depth: int, consumed: Any, primed: Any
+) -> None:
+    """The producer (its own process): sends ``bodies`` in batches of up to ten, never more
+    than ``depth`` ahead of what the loop has deleted (``consumed``); sets ``primed`` once
+    the queue first holds ``depth`` messages."""
+    sqs = boto3.client("sqs", endpoint_url=url, region_name=REGION)
+    sent = 0
+    while sent < len(bodies):
+        wanted = min(10, len(bodies) - sent)
+        if depth - (sent - consumed.value) < wanted:
+            primed.set()
+            time.sleep(0.002)
+            continue
         entries = [
-            {"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies[start : start + 10])
+            {"Id": str(i), "MessageBody": body}
+            for i, body in enumerate(bodies[sent : sent + wanted])
         ]
         sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        sent += wanted
+    primed.set()
 
 
-def run_phoenix(engine: _core.Engine, total: int) -> tuple[float, int]:
-    started = time.perf_counter()
-    deleted = 0
-    calls = 0
-    while deleted < total:
+def run_phoenix(engine: _core.Engine, total: int, consumed: Any) -> collections.Counter[str]:
+    notes: collections.Counter[str] = collections.Counter()
+    done, progress = 0, time.monotonic()
+    while done < total:
         report = engine.poll(wait_seconds=1)
-        deleted += report["deleted"]
-        calls += report["sqs_calls"]
-        if report["received"] == 0 and report["retry"] == 0 and deleted < total:
-            raise RuntimeError(f"queue empty after {deleted} of {total} messages")
-    return time.perf_counter() - started, calls
+        done += report["deleted"]
+        consumed.value = done
+        notes["engine-reported SQS calls"] += report["sqs_calls"]
+        for key in ("retry", "rejected", "delete_failed"):
+            notes[key] += report[key]
+        notes["empty receives"] += report["received"] == 0
+        progress = stall_check(report["deleted"], progress, done, total)
+    return notes
 
 
-def run_reference(sqs, dynamodb, queue_url: str, table: str, total: int) -> tuple[float, int]:
-    """One message per receive, one unconditional write, one delete."""
-    started = time.perf_counter()
-    done = 0
-    calls = 0
+def run_reference(
+    engine: _core.Engine, sqs: Any, queue_url: str, total: int, consumed: Any
+) -> collections.Counter[str]:
+    """One message per receive, Phoenix's own apply path for it, one delete."""
+    notes: collections.Counter[str] = collections.Counter()
+    done, progress = 0, time.monotonic()
     while done < total:
         received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1)
-        calls += 1
-        for message in received.get("Messages", []):
+        batch = received.get("Messages", [])
+        notes["empty receives"] += not batch
+        for message in batch:
+            outcome = engine.apply_body(message["Body"])["outcome"]
+            if outcome != "done":  # left for redelivery, as the engine would
+                notes[outcome] += 1
+                continue
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            done += 1
+            consumed.value = done
+        progress = stall_check(len(batch), progress, done, total)
+    return notes
+
+
+def run_plain(
+    sqs: Any, dynamodb: Any, queue_url: str, total: int, consumed: Any
+) -> collections.Counter[str]:
+    """One message per receive, one unconditional write, one delete (no lifecycle work)."""
+    notes: collections.Counter[str] = collections.Counter()
+    done, progress = 0, time.monotonic()
+    while done < total:
+        received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1)
+        batch = received.get("Messages", [])
+        notes["empty receives"] += not batch
+        for message in batch:
             body = json.loads(message["Body"])
             payload = json.loads(body["Message"]) if "Message" in body else body
             dynamodb.put_item(
-                TableName=table,
+                TableName=TABLE,
                 Item={
                     "cluster": {"S": "reference"},
                     "instance_id": {"S": payload["EC2InstanceId"]},
@@ -104,63 +192,210 @@ def run_reference(sqs, dynamodb, queue_url: str, table: str, total: int) -> tupl
                 },
             )
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-            calls += 1
             done += 1
-    return time.perf_counter() - started, calls
+            consumed.value = done
+        progress = stall_check(len(batch), progress, done, total)
+    return notes
+
+
+def stall_check(moved: int, progress: float, done: int, total: int) -> float:
+    now = time.monotonic()
+    if moved:
+        return now
+    if now - progress > STALL_SECONDS:
+        raise RuntimeError(f"no message deleted for {STALL_SECONDS:.0f} s ({done} of {total})")
+    return progress
+
+
+@dataclass
+class Run:
+    messages: int
+    seconds: float
+    calls: dict[str, int]
+    errors: dict[str, dict[str, int]]
+    notes: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+    def per_message(self, service: str | None = None) -> float:
+        counted = sum(n for op, n in self.calls.items() if service in {None, op.split()[0]})
+        return counted / self.messages
+
+
+def measure(
+    loop: Callable[[Any], collections.Counter[str]],
+    bodies: list[str],
+    depth: int,
+    emulator: Emulator,
+    queue_url: str,
+    proxy: LatencyProxy,
+) -> Run:
+    """Times ``loop`` over ``bodies`` while a producer keeps the queue ``depth`` deep."""
+    context = multiprocessing.get_context("spawn")
+    consumed = context.RawValue("q", 0)
+    primed = context.Event()
+    producer = context.Process(
+        target=produce,
+        args=(emulator.url, queue_url, bodies, depth, consumed, primed),
+        name="bench-producer",
+    )
+    producer.start()
+    try:
+        if not primed.wait(120):
+            raise RuntimeError("the producer did not fill the queue within 120 s")
+        proxy.reset()
+        started = time.perf_counter()
+        notes = loop(consumed)
+        seconds = time.perf_counter() - started
+        counts = proxy.counts()
+    finally:
+        producer.join(30)
+        if producer.is_alive():
+            producer.terminate()
+            producer.join()
+    return Run(len(bodies), seconds, counts["calls"], counts["errors"], notes)
+
+
+def describe(run: Run) -> str:
+    text = (
+        f"{run.rate:7.1f} msg/s  {run.seconds:6.1f} s  "
+        f"{run.per_message('sqs'):.3f} SQS calls/msg  {run.per_message():.3f} AWS calls/msg"
+    )
+    unusual = {k: v for k, v in run.notes.items() if v and k != "engine-reported SQS calls"}
+    reported = run.notes.get("engine-reported SQS calls")
+    counted = sum(n for op, n in run.calls.items() if op.startswith("sqs "))
+    if reported is not None and reported != counted:
+        unusual["engine reported SQS calls"] = reported
+    return text + (f"  ({', '.join(f'{k} {v}' for k, v in unusual.items())})" if unusual else "")
+
+
+def print_table(runs: dict[str, list[Run]], rtt_ms: float) -> None:
+    names = list(runs)
+    print()
+    print(f"{'':26}{'msg/s (median)':>15}{'SQS calls/msg':>15}{'AWS calls/msg':>15}")
+    for name in names:
+        rate = statistics.median(r.rate for r in runs[name])
+        total = sum(r.messages for r in runs[name])
+        sqs = sum(r.per_message("sqs") * r.messages for r in runs[name]) / total
+        aws = sum(r.per_message() * r.messages for r in runs[name]) / total
+        print(f"{name:26}{rate:15.1f}{sqs:15.3f}{aws:15.3f}")
+    phoenix = statistics.median(r.rate for r in runs[PHOENIX])
+    for name in names[1:]:
+        per_round = " ".join(
+            f"{p.rate / r.rate:.2f}x" for p, r in zip(runs[PHOENIX], runs[name], strict=True)
+        )
+        ratio = phoenix / statistics.median(r.rate for r in runs[name])
+        print(f"ratio phoenix / {name:22}{ratio:7.2f}x  (rounds: {per_round})")
+    print(f"modelled network round trip {rtt_ms:g} ms")
+
+    print()
+    print("AWS calls per message by operation, all rounds (failed calls in brackets):")
+    ops = sorted({op for name in names for r in runs[name] for op in r.calls})
+    print(f"{'':38}" + "".join(f"{name.split(',')[-1].strip():>14}" for name in names))
+    for op in ops:
+        cells = []
+        for name in names:
+            total = sum(r.messages for r in runs[name])
+            made = sum(r.calls.get(op, 0) for r in runs[name]) / total
+            failed = sum(sum(r.errors.get(op, {}).values()) for r in runs[name]) / total
+            cells.append(f"{made:.3f}" + (f" ({failed:.3f})" if failed else ""))
+        print(f"{op:38}" + "".join(f"{cell:>14}" for cell in cells))
+    codes = collections.Counter()
+    for name in names:
+        for r in runs[name]:
+            for op, by_code in r.errors.items():
+                for code, n in by_code.items():
+                    codes[f"{name}: {op} {code}"] += n
+    for what, n in sorted(codes.items()):
+        print(f"  failed: {what} x{n}")
+
+
+def print_setup(args: argparse.Namespace) -> None:
+    print(
+        f"{args.messages} messages a round, {args.rounds} rounds, queue kept at "
+        f"{args.depth} messages by a producer (not counted, not delayed)"
+    )
+    if args.rtt_ms:
+        network = (
+            f"{args.rtt_ms:g} ms (a TCP proxy on 127.0.0.1 holds every chunk "
+            f"{args.rtt_ms / 2:g} ms each way, in front of the emulator and the lifecycle-"
+            "actions endpoint, for every loop alike: a model of an in-region AWS call)"
+        )
+    else:
+        network = "none (the proxy on 127.0.0.1 forwards at once and only counts calls)"
+    print(f"modelled network round trip: {network}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--depth", type=int, default=50, help="messages kept in the queue (visible or in flight)"
+    )
+    parser.add_argument(
+        "--rtt-ms", type=float, default=10.0, help="modelled AWS round trip (0: none)"
+    )
+    parser.add_argument(
+        "--plain-reference", action="store_true", help="also run the plain-write reference"
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="phx-bench-", dir="/tmp"))
     emulator = Emulator(workdir)
     actions = LifecycleActions()
+    proxy = LatencyProxy([emulator.port, actions.port], args.rtt_ms, workdir)
     try:
         emulator.start()
         actions.start()
+        proxy.start()
         os.environ.update({**emulator.env(), **actions.env()})
+        # Everything the measured loops call goes through the proxy; the producer does not.
+        sqs_url, lifecycle_url = proxy.url(emulator.port), proxy.url(actions.port)
+        os.environ.update(
+            {"AWS_ENDPOINT_URL": sqs_url, "AWS_ENDPOINT_URL_AUTO_SCALING": lifecycle_url}
+        )
         stack = provision(emulator, "bench", visibility_timeout=60)
-        block = stack.phoenix_block(minion_groups=[GROUP])
-        engine = _core.Engine(_core.Config.from_json(json.dumps(block)))
-        sqs = boto3.client("sqs", endpoint_url=emulator.url, region_name=REGION)
-        dynamodb = boto3.client("dynamodb", endpoint_url=emulator.url, region_name=REGION)
+        engine = _core.Engine(
+            _core.Config.from_json(json.dumps(stack.phoenix_block(minion_groups=[GROUP])))
+        )
+        sqs = boto3.client("sqs", endpoint_url=sqs_url, region_name=REGION)
+        dynamodb = boto3.client("dynamodb", endpoint_url=sqs_url, region_name=REGION)
+        queue = stack.queue_url
 
-        phoenix_rates, reference_rates, phoenix_calls, reference_calls = [], [], [], []
-        for round_number in range(1, args.rounds + 1):
-            bodies = mixed_bodies(args.messages, actions)
-            fill(sqs, stack.queue_url, bodies)
-            seconds, calls = run_phoenix(engine, len(bodies))
-            phoenix_rates.append(len(bodies) / seconds)
-            phoenix_calls.append(calls / len(bodies))
-
-            fill(sqs, stack.queue_url, bodies)
-            seconds, calls = run_reference(
-                sqs, dynamodb, stack.queue_url, "phoenix-bench-minions", len(bodies)
+        loops: dict[str, Callable[[int], Callable[[Any], collections.Counter[str]]]] = {
+            PHOENIX: lambda total: lambda consumed: run_phoenix(engine, total, consumed),
+            REFERENCE: lambda total: (
+                lambda consumed: run_reference(engine, sqs, queue, total, consumed)
+            ),
+        }
+        if args.plain_reference:
+            loops[PLAIN] = lambda total: (
+                lambda consumed: run_plain(sqs, dynamodb, queue, total, consumed)
             )
-            reference_rates.append(len(bodies) / seconds)
-            reference_calls.append(calls / len(bodies))
-            print(
-                f"round {round_number}: phoenix {phoenix_rates[-1]:7.1f} msg/s "
-                f"({phoenix_calls[-1]:.3f} SQS calls/msg), reference {reference_rates[-1]:7.1f} "
-                f"msg/s ({reference_calls[-1]:.3f} SQS calls/msg)",
-                flush=True,
-            )
-        phoenix = statistics.median(phoenix_rates)
-        reference = statistics.median(reference_rates)
-        print()
-        print(f"messages per round            {args.messages}")
-        phoenix_per_msg = statistics.median(phoenix_calls)
-        reference_per_msg = statistics.median(reference_calls)
-        for name, rate, per_msg in (
-            ("phoenix engine", phoenix, phoenix_per_msg),
-            ("reference loop", reference, reference_per_msg),
-        ):
-            print(f"{name}  (median) {rate:8.1f} msg/s  {per_msg:.3f} SQS calls/msg")
-        print(f"ratio phoenix / reference     {phoenix / reference:8.2f}x")
+        print_setup(args)
+        runs: dict[str, list[Run]] = {name: [] for name in loops}
+        first_instance = 10_000
+        for round_number in range(args.rounds):
+            names = list(loops)
+            turn = round_number % len(names)
+            for name in names[turn:] + names[:turn]:
+                bodies, tokens = mixed_bodies(args.messages, actions, first_instance)
+                first_instance += (args.messages + 3) // 4
+                run = measure(loops[name](len(bodies)), bodies, args.depth, emulator, queue, proxy)
+                runs[name].append(run)
+                print(
+                    f"round {round_number + 1}/{args.rounds} {name:24}{describe(run)}", flush=True
+                )
+                left = stack.queue_depth(emulator)
+                pending = sum(actions.get(token).status == "pending" for token in tokens)
+                if left or (name != PLAIN and pending):
+                    print(f"  after it: {left} messages in the queue, {pending} actions pending")
+        print_table(runs, args.rtt_ms)
     finally:
+        proxy.stop()
         actions.stop()
         emulator.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -85,15 +85,22 @@ class LifecycleActions:
     def _find(self, params: dict[str, str]) -> LifecycleAction | None:
         token = params.get("LifecycleActionToken")
         with self._lock:
-            for action in self._actions.values():
+            # By token: one lookup. By instance id (a completion without a token): a scan.
+            if token:
+                known = self._actions.get(token)
+                pool = [known] if known is not None else []
+            else:
+                pool = [
+                    a for a in self._actions.values() if a.instance_id == params.get("InstanceId")
+                ]
+            for action in pool:
                 action.refresh()
             candidates = [
                 a
-                for a in self._actions.values()
+                for a in pool
                 if a.status == "pending"
                 and a.group == params.get("AutoScalingGroupName")
                 and a.hook_name == params.get("LifecycleHookName")
-                and (a.token == token if token else a.instance_id == params.get("InstanceId"))
             ]
         return candidates[0] if candidates else None
 

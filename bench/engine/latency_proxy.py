@@ -1,0 +1,288 @@
+"""A TCP proxy on loopback that models a network round trip and counts the AWS calls it carries.
+
+Each route listens on 127.0.0.1 and forwards to one local port. Every chunk of bytes is held
+for half the round trip in each direction, so one request and its response cost one more
+round trip, as a call to an AWS endpoint in the same region would (a model: no TLS, no
+connection set-up cost, no bandwidth limit; order is kept, connections are independent).
+``--rtt-ms 0`` forwards at once and still counts.
+
+The proxy reads the HTTP requests going through to count calls by service and operation
+(the service from the SigV4 credential scope, the operation from ``X-Amz-Target`` or the
+query protocol's ``Action``), and the responses to count the failed ones by error code
+(e.g. a DynamoDB conditional write whose condition did not hold).
+
+The benchmark runs it as a child process (:class:`LatencyProxy`), so that forwarding takes
+no time from the loops being measured:
+
+    python latency_proxy.py --rtt-ms 10 --control PORT LISTEN:TARGET [LISTEN:TARGET ...]
+
+The control port answers one line: ``stats`` (the counts as JSON) or ``reset``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import re
+import socket
+import sys
+import time
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from phoenix_salt.lab.ports import free_port, is_listening
+from phoenix_salt.lab.processes import ManagedProcess, wait_for
+
+# calls["sqs ReceiveMessage"] = n; errors["dynamodb UpdateItem"]["ConditionalCheck..."] = n
+calls: collections.Counter[str] = collections.Counter()
+errors: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+
+SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
+XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
+
+
+class HttpMessages:
+    """Splits one direction of an HTTP/1.1 connection into messages (head and body); calls
+    ``emit(start_line, headers, body)`` for each complete one. Bytes are only looked at."""
+
+    def __init__(self, emit: Callable[[str, dict[str, str], bytes], None]) -> None:
+        self.emit = emit
+        self.buffer = bytearray()
+        self.state = "head"
+        self.remaining = 0
+        self.start = ""
+        self.headers: dict[str, str] = {}
+        self.body = bytearray()
+
+    def feed(self, data: bytes) -> None:  # noqa: PLR0912 - one state machine
+        self.buffer += data
+        while self.buffer:
+            if self.state == "head":
+                end = self.buffer.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                start, *lines = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
+                del self.buffer[: end + 4]
+                self.start, self.body = start, bytearray()
+                self.headers = {
+                    name.strip().lower(): value.strip()
+                    for name, _, value in (line.partition(":") for line in lines)
+                }
+                if "chunked" in self.headers.get("transfer-encoding", "").lower():
+                    self.state = "chunk-size"
+                elif "content-length" in self.headers:
+                    self.remaining = int(self.headers["content-length"])
+                    self.state = "body"
+                    self._done_if_empty()
+                elif start.startswith("HTTP/"):  # a response delimited by the close
+                    self.emit(self.start, self.headers, b"")
+                    self.state = "until-close"
+                else:
+                    self.remaining = 0
+                    self.state = "body"
+                    self._done_if_empty()
+            elif self.state in {"body", "chunk"}:
+                taken = bytes(self.buffer[: self.remaining])
+                del self.buffer[: len(taken)]
+                self.body += taken
+                self.remaining -= len(taken)
+                if self.remaining == 0:
+                    if self.state == "chunk":
+                        self.state = "chunk-end"
+                    else:
+                        self._done_if_empty()
+            elif self.state == "chunk-end":
+                if len(self.buffer) < 2:
+                    return
+                del self.buffer[:2]
+                self.state = "chunk-size"
+            elif self.state in {"chunk-size", "trailer"}:
+                end = self.buffer.find(b"\r\n")
+                if end < 0:
+                    return
+                line = bytes(self.buffer[:end])
+                del self.buffer[: end + 2]
+                if self.state == "trailer":
+                    if not line:
+                        self.emit(self.start, self.headers, bytes(self.body))
+                        self.state = "head"
+                    continue
+                size = int(line.split(b";")[0], 16)
+                self.state, self.remaining = ("trailer", 0) if size == 0 else ("chunk", size)
+            else:  # until-close: nothing more to find
+                self.buffer.clear()
+
+    def _done_if_empty(self) -> None:
+        if self.remaining == 0:
+            self.emit(self.start, self.headers, bytes(self.body))
+            self.state = "head"
+
+
+def operation(headers: dict[str, str], body: bytes) -> str:
+    """ "service Operation" of one request, e.g. "dynamodb UpdateItem"."""
+    scope = SCOPE.search(headers.get("authorization", ""))
+    service = scope.group(1) if scope else "other"
+    target = headers.get("x-amz-target", "")
+    if target:
+        return f"{service} {target.rsplit('.', 1)[-1]}"
+    action = urllib.parse.parse_qs(body.decode("latin-1")).get("Action", ["?"])[0]
+    return f"{service} {action}"
+
+
+def error_code(body: bytes) -> str:
+    try:
+        kind = json.loads(body).get("__type", "")
+        return str(kind).rsplit("#", 1)[-1] or "?"
+    except (ValueError, AttributeError):
+        found = XML_CODE.search(body)
+        return found.group(1).decode("latin-1") if found else "?"
+
+
+async def pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float, parser: HttpMessages
+) -> None:
+    """Copies one direction, each chunk ``delay`` seconds after it arrived."""
+    chunks: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+    async def read() -> None:
+        while True:
+            data = await reader.read(65536)
+            await chunks.put((time.monotonic() + delay, data))
+            if not data:
+                return
+            parser.feed(data)
+
+    async def write() -> None:
+        while True:
+            due, data = await chunks.get()
+            wait = due - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if not data:
+                if writer.can_write_eof():
+                    writer.write_eof()
+                return
+            writer.write(data)
+            await writer.drain()
+
+    try:
+        await asyncio.gather(read(), write())
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+async def forward(target: int, delay: float, client_r: Any, client_w: Any) -> None:
+    try:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", target)
+    except OSError:
+        client_w.close()
+        return
+    for writer in (client_w, server_w):
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    pending: collections.deque[str] = collections.deque()
+
+    def on_request(_start: str, headers: dict[str, str], body: bytes) -> None:
+        name = operation(headers, body)
+        calls[name] += 1
+        pending.append(name)
+
+    def on_response(start: str, _headers: dict[str, str], body: bytes) -> None:
+        name = pending.popleft() if pending else "other ?"
+        status = int(start.split()[1])
+        if status >= 400:
+            errors[name][error_code(body)] += 1
+
+    await asyncio.gather(
+        pipe(client_r, server_w, delay, HttpMessages(on_request)),
+        pipe(server_r, client_w, delay, HttpMessages(on_response)),
+    )
+
+
+async def control(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    command = (await reader.readline()).decode().strip()
+    if command == "reset":
+        calls.clear()
+        errors.clear()
+    writer.write(json.dumps({"calls": calls, "errors": errors}).encode() + b"\n")
+    await writer.drain()
+    writer.close()
+
+
+async def serve(routes: list[tuple[int, int]], rtt_ms: float, control_port: int) -> None:
+    delay = rtt_ms / 2000.0
+    servers = [
+        await asyncio.start_server(
+            lambda r, w, target=target: forward(target, delay, r, w), "127.0.0.1", listen
+        )
+        for listen, target in routes
+    ]
+    servers.append(await asyncio.start_server(control, "127.0.0.1", control_port))
+    await asyncio.gather(*(server.serve_forever() for server in servers))
+
+
+class LatencyProxy:
+    """The proxy as a child process: ``url(target_port)`` is the address to use instead of
+    the target; ``counts()`` and ``reset()`` read and clear the calls counted."""
+
+    def __init__(self, targets: list[int], rtt_ms: float, workdir: Path) -> None:
+        self.rtt_ms = rtt_ms
+        self.listen = {target: free_port() for target in targets}
+        self.control_port = free_port()
+        routes = [f"{port}:{target}" for target, port in self.listen.items()]
+        control = str(self.control_port)
+        self.process = ManagedProcess(
+            "latency-proxy",
+            [sys.executable, __file__, "--rtt-ms", str(rtt_ms), "--control", control, *routes],
+            log_path=workdir / "latency-proxy.log",
+        )
+
+    def url(self, target: int) -> str:
+        return f"http://127.0.0.1:{self.listen[target]}"
+
+    def start(self) -> None:
+        self.process.start()
+        wait_for(
+            lambda: all(
+                is_listening("127.0.0.1", p) for p in [*self.listen.values(), self.control_port]
+            ),
+            10,
+            f"the latency proxy (log {self.process.log_path})",
+        )
+
+    def _ask(self, command: str) -> dict[str, Any]:
+        with socket.create_connection(("127.0.0.1", self.control_port), timeout=10) as conn:
+            conn.sendall(command.encode() + b"\n")
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+        return dict(json.loads(data))
+
+    def counts(self) -> dict[str, Any]:
+        """{"calls": {"sqs ReceiveMessage": n, ...}, "errors": {op: {code: n}}}"""
+        return self._ask("stats")
+
+    def reset(self) -> None:
+        self._ask("reset")
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rtt-ms", type=float, required=True)
+    parser.add_argument("--control", type=int, required=True)
+    parser.add_argument("routes", nargs="+", help="LISTEN:TARGET port pairs")
+    args = parser.parse_args()
+    routes = [(int(a), int(b)) for a, _, b in (r.partition(":") for r in args.routes)]
+    asyncio.run(serve(routes, args.rtt_ms, args.control))
+
+
+if __name__ == "__main__":
+    main()
