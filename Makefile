@@ -86,7 +86,8 @@ test-compat: wheel
 	$(PYTHON) -m venv $(VENV)-salt-$(SALT)
 	# No constraints file here: it pins the reference Salt's dependencies.
 	$(VENV)-salt-$(SALT)/bin/python -m pip install --quiet --disable-pip-version-check \
-		"salt==$(SALT)" -r requirements/test.txt
+		"salt==$(SALT)" -r requirements/test.txt \
+		$(if $(filter 3006.%,$(SALT)),-r requirements/salt-3006.txt)
 	$(VENV)-salt-$(SALT)/bin/python -m pip install --quiet --disable-pip-version-check \
 		--force-reinstall --no-deps dist/phoenix_salt-*.whl
 	$(VENV)-salt-$(SALT)/bin/pytest tests/integration -q
