@@ -32,6 +32,12 @@ def _fresh_venv(root: Path) -> Path:
     assert wheels, "no wheel in dist/: run `make wheel`"
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # Salt 3006's PyPI wheels declare none of their dependencies (see the requirements file).
+    salt_deps = (
+        ["-r", str(REPO / "requirements" / "salt-3006.txt")]
+        if SALT_VERSION.startswith("3006.")
+        else []
+    )
     subprocess.run(
         [
             str(venv / "bin" / "python"),
@@ -41,6 +47,7 @@ def _fresh_venv(root: Path) -> Path:
             "--quiet",
             "--disable-pip-version-check",
             f"salt=={SALT_VERSION}",
+            *salt_deps,
             str(wheels[-1]),
         ],
         check=True,
