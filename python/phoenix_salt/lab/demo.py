@@ -21,11 +21,11 @@ from typing import Any
 
 from phoenix_salt import status
 from phoenix_salt.lab import messages
-from phoenix_salt.lab.cluster import Cluster, minion_instance_id
+from phoenix_salt.lab.cluster import Cluster
 from phoenix_salt.lab.emulator import Emulator
 from phoenix_salt.lab.lifecycle_actions import LifecycleActions
 from phoenix_salt.lab.processes import stop_all, wait_for
-from phoenix_salt.lab.salt import SaltMaster
+from phoenix_salt.lab.salt import SaltMaster, SaltMinion
 from phoenix_salt.lab.stack import Stack, provision
 
 CLUSTER = "demo"
@@ -95,21 +95,33 @@ class Demo:
         self.cluster = Cluster(
             self.workdir / "cluster",
             self.emulator,
-            self.stack.phoenix_block(heartbeat_interval=2, master_stale_after=10),
+            self.stack.phoenix_block(
+                heartbeat_interval=2, master_stale_after=10, keys={"reconcile_interval": 5}
+            ),
             masters=1,
             minions=1,
-            master_opts={"engines": [{"instance_manager": {}}], "auto_accept": True},
+            # Salt accepts no key by itself: Phoenix does, for instances the registry knows.
+            master_opts={"engines": [{"instance_manager": {}}], "auto_accept": False},
             minion_opts={"beacons": {"master_list": [{"interval": 1}]}},
             extra_env=self.lifecycle.env(),
         )
-        self.cluster.start()
-        masters, minions = len(self.cluster.masters), len(self.cluster.minions)
-        return f"{masters} master, {minions} minion answering test.ping"
+        self.cluster.start(wait_for_minions=False)
+        wait_for(
+            lambda: self.master.key_states(self.minion.minion_id) == ["minions_pre"],
+            60,
+            "the minion's key to reach the master",
+        )
+        return f"minion {self.minion.minion_id}'s key is pending: the registry does not know it"
 
     @property
     def master(self) -> SaltMaster:
         assert self.cluster is not None
         return self.cluster.masters[0]
+
+    @property
+    def minion(self) -> SaltMinion:
+        assert self.cluster is not None
+        return self.cluster.minions[0]
 
     def engine_runs(self) -> str:
         wait_for(
@@ -119,7 +131,7 @@ class Demo:
 
     def launch_minion(self) -> str:
         assert self.stack is not None
-        instance = minion_instance_id(99)
+        instance = self.minion.minion_id
         group = f"phoenix-{CLUSTER}-minions"
         action = self.lifecycle.begin(group, "phoenix-launch", instance)
         hook = messages.lifecycle_hook(
@@ -132,6 +144,16 @@ class Demo:
             "the engine to record the launch and complete its lifecycle action",
         )
         return f"{instance} registered; lifecycle action {self.lifecycle.get(action.token).result}"
+
+    def key_accepted(self) -> str:
+        minion = self.minion.minion_id
+        wait_for(
+            lambda: self.master.ping(minion, timeout=5).get(minion, False),
+            90,
+            "Phoenix to accept the minion's key and the minion to answer test.ping",
+        )
+        listing = self.master.salt_run("key_runner.list")
+        return f"accepted and pinned ({listing[minion]['pinned'][:11]}..); test.ping answers"
 
     def versions(self) -> str:
         versions = self.master.salt_run("phoenix.version")
@@ -161,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeline.run("create the registry tables and the events queue", demo.provision_stack)
         timeline.run("start salt-master and salt-minion with Phoenix", demo.start_cluster)
         timeline.run("the instance_manager engine runs in salt-master", demo.engine_runs)
-        timeline.run("AutoScaling launches a minion (lifecycle hook -> SQS)", demo.launch_minion)
+        timeline.run("AutoScaling launches the minion (lifecycle hook -> SQS)", demo.launch_minion)
+        timeline.run("Phoenix accepts its key (registry-checked)", demo.key_accepted)
         timeline.run("salt-run phoenix.version", demo.versions)
         print()
         print(status.render(demo.master.salt_run("phoenix.status")))
