@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -253,13 +253,22 @@ class BusListener:
         self._event = salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=True)
         self.seen: list[tuple[str, dict[str, Any]]] = []
 
-    def wait_for(self, tag_prefix: str, timeout: float) -> dict[str, Any]:
-        """The data of the first event whose tag starts with ``tag_prefix``; raises
-        TimeoutError when none comes within ``timeout`` seconds."""
+    def wait_for(
+        self,
+        tag_prefix: str,
+        timeout: float,
+        where: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> dict[str, Any]:
+        """The data of the first event whose tag starts with ``tag_prefix`` (and whose data
+        satisfies ``where``, if given); raises TimeoutError when none comes within
+        ``timeout`` seconds."""
         import time
 
+        def wanted(tag: str, data: dict[str, Any]) -> bool:
+            return tag.startswith(tag_prefix) and (where is None or where(data))
+
         for tag, data in self.seen:
-            if tag.startswith(tag_prefix):
+            if wanted(tag, data):
                 return data
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -267,9 +276,9 @@ class BusListener:
             if not event:
                 continue
             self.seen.append((event["tag"], event["data"]))
-            if event["tag"].startswith(tag_prefix):
+            if wanted(event["tag"], event["data"]):
                 return dict(event["data"])
-        raise TimeoutError(f"no event tagged {tag_prefix}* within {timeout:.0f} s")
+        raise TimeoutError(f"no matching event tagged {tag_prefix}* within {timeout:.0f} s")
 
     def fire(self, tag: str, data: Mapping[str, Any]) -> None:
         """Puts an event on the master's bus, as an engine in the master would."""
