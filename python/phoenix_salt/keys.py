@@ -41,6 +41,8 @@ SUPPORTED_KEY_STORES = (None, "localfs_key")
 MISMATCH_TAG = "phoenix/key/mismatch"
 CHANGED = "the key changed since it was planned"
 RECONCILED_TAG = "phoenix/key/reconciled"
+# The most actions one phoenix/key/reconciled event lists.
+EVENT_ACTIONS = 100
 
 Fire = Callable[[Mapping[str, Any], str], None]
 
@@ -140,9 +142,12 @@ class Reconciler:
         summary = {"actions": results, "counts": dict(counts), "held": plan["held"]}
         done = [r for r in results if r["result"] == "done"]
         if done:
-            self.fire(
-                {"master": self.master, "actions": done, "counts": dict(counts)}, RECONCILED_TAG
-            )
+            # A new master pre-seeding a whole fleet would otherwise put one event of
+            # thousands of actions on the bus; the counts cover them all.
+            event = {"master": self.master, "actions": done[:EVENT_ACTIONS], "counts": dict(counts)}
+            if len(done) > EVENT_ACTIONS:
+                event["actions_left_out"] = len(done) - EVENT_ACTIONS
+            self.fire(event, RECONCILED_TAG)
         return summary
 
     def carry_out(self, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
