@@ -147,3 +147,38 @@ def test_a_pin_for_an_instance_the_registry_does_not_hold_is_refused(
     assert outcome == {"outcome": "not_live"}
     # ... and writes no row.
     assert _core.Session(_config(stack)).get_instance("minion", minion_instance_id(9)) is None
+
+
+def test_a_new_master_pre_seeds_every_pinned_key_and_reports_it_in_one_bounded_event(
+    aws: Emulator, stack: Stack, tmp_path: Path
+) -> None:
+    from phoenix_salt.keys import EVENT_ACTIONS, RECONCILED_TAG, Reconciler
+
+    config = _config(stack)
+    writer = _core.KeyManager(config, tmp_path / "first-master")
+    key = _public_key()
+    fingerprint = _core.pem_fingerprint(key)
+    fleet = [minion_instance_id(1000 + n) for n in range(EVENT_ACTIONS + 1)]
+    for instance in fleet:
+        _register(stack, instance, MINIONS_GROUP)
+        assert writer.pin(instance, "minion", fingerprint, key, "first")["outcome"] == "pinned"
+
+    # A master that never saw any of them: nothing in its pki_dir yet.
+    fired: list[tuple[str, dict[str, Any]]] = []
+    pki_dir = tmp_path / "new-master"
+    pki_dir.mkdir()
+    opts = {"pki_dir": str(pki_dir), "id": "new-master"}
+    reconciler = Reconciler(
+        opts, config, wheel=None, fire=lambda data, tag: fired.append((tag, dict(data)))
+    )
+    summary = reconciler.reconcile()
+
+    assert summary["counts"] == {"pre_seed_done": len(fleet)}
+    assert sorted(p.name for p in (pki_dir / "minions").iterdir()) == sorted(fleet)
+    assert [tag for tag, _ in fired] == [RECONCILED_TAG]
+    event = fired[0][1]
+    assert len(event["actions"]) == EVENT_ACTIONS
+    assert event["actions_left_out"] == 1
+    assert event["counts"] == {"pre_seed_done": len(fleet)}
+    # Planning again finds nothing to do.
+    assert reconciler.reconcile()["counts"] == {}
