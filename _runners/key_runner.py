@@ -19,6 +19,7 @@ reconcile on every master. See docs/keys.md.
 Every failure makes ``salt-run`` exit non-zero with one line saying why.
 """
 
+import contextlib
 import logging
 
 from phoenix_salt.loader import core_unavailable
@@ -51,35 +52,26 @@ def _exact_id(minion_id):
     return minion_id
 
 
-class _Session:
-    """The reconciler with its wheel client and event bus, closed on exit."""
+@contextlib.contextmanager
+def _reconciler():
+    """This master's key reconciler, with Salt's wheel client and the master's event bus,
+    both closed on exit."""
+    import salt.utils.event
 
-    def __enter__(self):
-        import salt.utils.event
+    from phoenix_salt import config as phoenix_config
+    from phoenix_salt import keys
 
-        from phoenix_salt import config as phoenix_config
-        from phoenix_salt import keys
-
-        opts = dict(__opts__)
-        self._wheel = keys.wheel_client(opts)
-        wheel = self._wheel.__enter__()
-        self._bus = salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=False)
+    opts = dict(__opts__)
+    with keys.wheel_client(opts) as wheel:
+        bus = salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=False)
         try:
-            self.reconciler = keys.Reconciler(
-                opts, phoenix_config.load(opts), wheel, self._bus.fire_event
-            )
-        except keys.UnsupportedKeyStore as exc:
-            self.__exit__(None, None, None)
-            raise ArgumentError(str(exc)) from None
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self.reconciler
-
-    def __exit__(self, *exc):
-        self._bus.destroy()
-        self._wheel.__exit__(*exc)
-        return False
+            try:
+                reconciler = keys.Reconciler(opts, phoenix_config.load(opts), wheel, bus.fire_event)
+            except keys.UnsupportedKeyStore as exc:
+                raise ArgumentError(str(exc)) from None
+            yield reconciler
+        finally:
+            bus.destroy()
 
 
 def _keys_of(plan, minion_id):
@@ -95,7 +87,7 @@ def accept(minion_id):
     CLI Example: ``salt-run key_runner.accept i-0123456789abcdef0``
     """
     minion_id = _exact_id(minion_id)
-    with _Session() as reconciler:
+    with _reconciler() as reconciler:
         outcome = reconciler.reconcile(minion_id)
         plan = reconciler.plan(minion_id)
     keys = _keys_of(plan, minion_id)
@@ -152,7 +144,7 @@ def reject(minion_id):
     CLI Example: ``salt-run key_runner.reject i-0123456789abcdef0``
     """
     minion_id = _exact_id(minion_id)
-    with _Session() as reconciler:
+    with _reconciler() as reconciler:
         if reconciler.manager.fingerprint(minion_id, "pending") is None:
             return failed(f"this master has no pending key for {minion_id}", minion_id=minion_id)
         reconciler.wheel.cmd(
@@ -177,7 +169,7 @@ def delete(minion_id):
     minion_id = _exact_id(minion_id)
     from phoenix_salt.keys import SALT_LISTS
 
-    with _Session() as reconciler:
+    with _reconciler() as reconciler:
         present = {
             state: lst
             for state, lst in SALT_LISTS.items()
@@ -213,7 +205,7 @@ def reconcile(minion_id=None):
     """
     if minion_id is not None:
         minion_id = _exact_id(minion_id)
-    with _Session() as reconciler:
+    with _reconciler() as reconciler:
         summary = reconciler.reconcile(minion_id)
     failures = [r for r in summary["actions"] if r["result"] == "failed"]
     if failures:
@@ -230,7 +222,7 @@ def list_():
 
     CLI Example: ``salt-run key_runner.list`` (``--out=json`` for machines)
     """
-    with _Session() as reconciler:
+    with _reconciler() as reconciler:
         plan = reconciler.plan()
     listing = {}
     for row in plan["keys"]:

@@ -3,7 +3,7 @@
 //! keys in the registry and pre-seeds pinned keys. Accepting, rejecting and deleting a key go
 //! through Salt's wheel key functions, which only the Python side can call.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -97,8 +97,9 @@ impl KeyManager {
             .iter()
             .map(|row| (row.instance_id.as_str(), row.role))
             .collect();
+        let all: Vec<RegistryMinion> = rows.iter().map(registry::registry_minion).collect();
         let mut held = Vec::new();
-        let registry = self.eligible(&rows, &mut held);
+        let registry = self.eligible(&rows, &all, &mut held);
         let local: Vec<LocalKey> = stored.iter().map(|stored| stored.key.clone()).collect();
         let mut actions = keys::plan_key_actions(&registry, &local, &policy);
         if self.config.keys.verify_autoscaling {
@@ -133,7 +134,8 @@ impl KeyManager {
                 }
             })
             .collect();
-        let report = keys::key_report(&registry_for_report(&rows), &local, &policy);
+        // The report shows every registry row, the stricter checks aside.
+        let report = keys::key_report(&all, &local, &policy);
         let mismatches = keys::denied_mismatches(&report).cloned().collect();
         Ok(KeyPlan {
             actions,
@@ -148,16 +150,16 @@ impl KeyManager {
     /// whose group is not configured and whose key is not pinned yet is left out, so its key
     /// stays pending; rows already pinned, and rows on their way out, are kept so their keys
     /// are still pre-seeded and deleted.
-    fn eligible(&self, rows: &[InstanceRecord], held: &mut Vec<HeldKey>) -> Vec<RegistryMinion> {
-        let groups: BTreeSet<&str> = self
-            .config
-            .master_groups
-            .iter()
-            .chain(&self.config.minion_groups)
-            .map(String::as_str)
-            .collect();
+    fn eligible(
+        &self,
+        rows: &[InstanceRecord],
+        all: &[RegistryMinion],
+        held: &mut Vec<HeldKey>,
+    ) -> Vec<RegistryMinion> {
+        let groups = self.configured_groups();
         rows.iter()
-            .filter(|row| {
+            .zip(all)
+            .filter(|(row, _)| {
                 let outside = self.config.keys.require_group
                     && row.state.is_live()
                     && row.key.is_none()
@@ -174,7 +176,17 @@ impl KeyManager {
                 }
                 !outside
             })
-            .map(registry::registry_minion)
+            .map(|(_, minion)| minion.clone())
+            .collect()
+    }
+
+    /// Every AutoScaling group of this cluster, masters' and minions'.
+    fn configured_groups(&self) -> HashSet<&str> {
+        self.config
+            .master_groups
+            .iter()
+            .chain(&self.config.minion_groups)
+            .map(String::as_str)
             .collect()
     }
 
@@ -195,13 +207,7 @@ impl KeyManager {
         if candidates.is_empty() {
             return;
         }
-        let groups: HashSet<&str> = self
-            .config
-            .master_groups
-            .iter()
-            .chain(&self.config.minion_groups)
-            .map(String::as_str)
-            .collect();
+        let groups = self.configured_groups();
         let mut verified: HashSet<String> = HashSet::new();
         let mut reasons: HashMap<String, String> = HashMap::new();
         for chunk in candidates.chunks(AUTOSCALING_IDS_PER_CALL) {
@@ -243,13 +249,14 @@ impl KeyManager {
                 }
             }
         }
-        let refused: HashSet<&String> = candidates
+        let refused: HashSet<&str> = candidates
             .iter()
+            .map(String::as_str)
             .filter(|id| !verified.contains(*id))
             .collect();
         for id in &refused {
             held.push(HeldKey {
-                id: (*id).clone(),
+                id: (*id).to_owned(),
                 reason: reasons.get(*id).cloned().unwrap_or_else(|| {
                     "AutoScaling does not know the instance (phoenix.keys.verify_autoscaling)"
                         .to_owned()
@@ -258,7 +265,7 @@ impl KeyManager {
         }
         actions.retain(|action| {
             !(matches!(action, KeyAction::Pin { .. } | KeyAction::Accept { .. })
-                && refused.contains(&action.id().to_owned()))
+                && refused.contains(action.id()))
         });
     }
 
@@ -284,9 +291,4 @@ impl KeyManager {
         )
         .await
     }
-}
-
-/// The report shows every registry row, the stricter checks aside.
-fn registry_for_report(rows: &[InstanceRecord]) -> Vec<RegistryMinion> {
-    rows.iter().map(registry::registry_minion).collect()
 }

@@ -148,10 +148,12 @@ def run_phoenix(engine: _core.Engine, total: int, consumed: Any) -> collections.
     return notes
 
 
-def run_reference(
-    engine: _core.Engine, sqs: Any, queue_url: str, total: int, consumed: Any
+def one_at_a_time(
+    apply: Callable[[str], str], sqs: Any, queue_url: str, total: int, consumed: Any
 ) -> collections.Counter[str]:
-    """One message per receive, Phoenix's own apply path for it, one delete."""
+    """The reference loops: one message per receive, ``apply(body)`` for it, and one delete
+    when it returns "done" (any other outcome leaves the message for redelivery, as the
+    engine would)."""
     notes: collections.Counter[str] = collections.Counter()
     done, progress = 0, time.monotonic()
     while done < total:
@@ -159,8 +161,8 @@ def run_reference(
         batch = received.get("Messages", [])
         notes["empty receives"] += not batch
         for message in batch:
-            outcome = engine.apply_body(message["Body"])["outcome"]
-            if outcome != "done":  # left for redelivery, as the engine would
+            outcome = apply(message["Body"])
+            if outcome != "done":
                 notes[outcome] += 1
                 continue
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
@@ -170,32 +172,36 @@ def run_reference(
     return notes
 
 
+def run_reference(
+    engine: _core.Engine, sqs: Any, queue_url: str, total: int, consumed: Any
+) -> collections.Counter[str]:
+    """One message per receive, Phoenix's own apply path for it, one delete."""
+
+    def apply(body: str) -> str:
+        return str(engine.apply_body(body)["outcome"])
+
+    return one_at_a_time(apply, sqs, queue_url, total, consumed)
+
+
 def run_plain(
     sqs: Any, dynamodb: Any, queue_url: str, total: int, consumed: Any
 ) -> collections.Counter[str]:
     """One message per receive, one unconditional write, one delete (no lifecycle work)."""
-    notes: collections.Counter[str] = collections.Counter()
-    done, progress = 0, time.monotonic()
-    while done < total:
-        received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1)
-        batch = received.get("Messages", [])
-        notes["empty receives"] += not batch
-        for message in batch:
-            body = json.loads(message["Body"])
-            payload = json.loads(body["Message"]) if "Message" in body else body
-            dynamodb.put_item(
-                TableName=TABLE,
-                Item={
-                    "cluster": {"S": "reference"},
-                    "instance_id": {"S": payload["EC2InstanceId"]},
-                    "event": {"S": payload.get("Event") or payload.get("LifecycleTransition")},
-                },
-            )
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-            done += 1
-            consumed.value = done
-        progress = stall_check(len(batch), progress, done, total)
-    return notes
+
+    def apply(text: str) -> str:
+        body = json.loads(text)
+        payload = json.loads(body["Message"]) if "Message" in body else body
+        dynamodb.put_item(
+            TableName=TABLE,
+            Item={
+                "cluster": {"S": "reference"},
+                "instance_id": {"S": payload["EC2InstanceId"]},
+                "event": {"S": payload.get("Event") or payload.get("LifecycleTransition")},
+            },
+        )
+        return "done"
+
+    return one_at_a_time(apply, sqs, queue_url, total, consumed)
 
 
 def stall_check(moved: int, progress: float, done: int, total: int) -> float:

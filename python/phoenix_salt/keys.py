@@ -14,7 +14,6 @@ cancels the accept that follows it.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -99,6 +98,7 @@ class Reconciler:
         manager: KeyManager | None = None,
     ) -> None:
         from phoenix_salt import _core
+        from phoenix_salt import config as phoenix_config
 
         self.opts = opts
         self.wheel = wheel
@@ -106,7 +106,7 @@ class Reconciler:
         self.manager = manager or _core.KeyManager(config, pki_dir(opts))
         # Who pinned a key, as the registry records it: the master's instance id where the
         # config names it, else Salt's id of this master.
-        self.master = str(json.loads(config.to_json()).get("master_id") or opts.get("id", "?"))
+        self.master = str(phoenix_config.as_dict(config)["master_id"] or opts.get("id", "?"))
         self._reported: set[tuple[str, str]] = set()
         self._held: dict[str, str] = {}
 

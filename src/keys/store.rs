@@ -92,27 +92,7 @@ impl KeyStore {
                 let Some(id) = key_file_id(&name) else {
                     continue;
                 };
-                match read_key(&entry.path()) {
-                    Ok(Some(public_key)) => match pem_fingerprint(&public_key) {
-                        Ok(fingerprint) => keys.push(StoredKey {
-                            key: LocalKey {
-                                id: id.to_owned(),
-                                state,
-                                fingerprint,
-                            },
-                            public_key,
-                        }),
-                        Err(err) => log::warn!(
-                            "leaving the {} key of {id:?} alone: {err}",
-                            state.salt_list()
-                        ),
-                    },
-                    Ok(None) => {}
-                    Err(err) => log::warn!(
-                        "leaving the {} key of {id:?} alone: {err}",
-                        state.salt_list()
-                    ),
-                }
+                keys.extend(load(&entry.path(), id, state));
             }
         }
         Ok(keys)
@@ -120,35 +100,13 @@ impl KeyStore {
 
     /// The keys of one minion id, in every state.
     pub fn get(&self, id: &str) -> Result<Vec<StoredKey>> {
-        let mut keys = Vec::new();
         if !is_key_file_name(id) {
-            return Ok(keys);
+            return Ok(Vec::new());
         }
-        for state in KEY_STATES {
-            let path = self.pki_dir.join(state.salt_list()).join(id);
-            match read_key(&path) {
-                Ok(Some(public_key)) => match pem_fingerprint(&public_key) {
-                    Ok(fingerprint) => keys.push(StoredKey {
-                        key: LocalKey {
-                            id: id.to_owned(),
-                            state,
-                            fingerprint,
-                        },
-                        public_key,
-                    }),
-                    Err(err) => log::warn!(
-                        "leaving the {} key of {id:?} alone: {err}",
-                        state.salt_list()
-                    ),
-                },
-                Ok(None) => {}
-                Err(err) => log::warn!(
-                    "leaving the {} key of {id:?} alone: {err}",
-                    state.salt_list()
-                ),
-            }
-        }
-        Ok(keys)
+        Ok(KEY_STATES
+            .into_iter()
+            .filter_map(|state| load(&self.key_path(id, state), id, state))
+            .collect())
     }
 
     /// The fingerprint of `id`'s key in `state` now, or None when there is no such key (or it
@@ -158,11 +116,12 @@ impl KeyStore {
         if !is_key_file_name(id) {
             return None;
         }
-        let path = self.pki_dir.join(state.salt_list()).join(id);
-        read_key(&path)
-            .ok()
-            .flatten()
-            .and_then(|pem| pem_fingerprint(&pem).ok())
+        load(&self.key_path(id, state), id, state).map(|stored| stored.key.fingerprint)
+    }
+
+    /// Where Salt keeps `id`'s key in `state` (the caller has checked the name).
+    fn key_path(&self, id: &str, state: LocalKeyState) -> PathBuf {
+        self.pki_dir.join(state.salt_list()).join(id)
     }
 
     /// Writes `public_key` as the accepted key of `id`, unless `id` already has an accepted
@@ -206,6 +165,35 @@ impl KeyStore {
             Err(err) if err.kind() == ErrorKind::AlreadyExists => Ok(false),
             Err(source) => Err(io_error(&target, source)),
         }
+    }
+}
+
+/// The key file of `id` in `state`, read and fingerprinted; None when there is none, or
+/// (with a warning) when it cannot be read or is not a public key: the plan never acts on a
+/// key it could not fingerprint.
+fn load(path: &Path, id: &str, state: LocalKeyState) -> Option<StoredKey> {
+    let refused = |err: &dyn std::fmt::Display| {
+        log::warn!(
+            "leaving the {} key of {id:?} alone: {err}",
+            state.salt_list()
+        );
+        None
+    };
+    let public_key = match read_key(path) {
+        Ok(Some(text)) => text,
+        Ok(None) => return None,
+        Err(err) => return refused(&err),
+    };
+    match pem_fingerprint(&public_key) {
+        Ok(fingerprint) => Some(StoredKey {
+            key: LocalKey {
+                id: id.to_owned(),
+                state,
+                fingerprint,
+            },
+            public_key,
+        }),
+        Err(err) => refused(&err),
     }
 }
 

@@ -37,15 +37,35 @@ def _session(stack: Stack) -> _core.Session:
     return _core.Session(_core.Config.from_json(json.dumps(stack.phoenix_block())))
 
 
+def _notification(event: str, instance: str) -> dict[str, Any]:
+    """AutoScaling's notification of ``event`` for ``instance``, as SNS delivers it."""
+    return messages.sns_envelope(
+        messages.asg_notification(event, instance, MINIONS_GROUP, messages.aws_time())
+    )
+
+
+def _cluster(
+    make_cluster: Callable[..., Cluster],
+    stack: Stack,
+    masters: int,
+    minions: int,
+    master_opts: dict[str, Any] = MASTER_OPTS,
+) -> Cluster:
+    """Masters that accept no key by themselves, and minions started without waiting for
+    their keys to be accepted."""
+    return make_cluster(
+        stack.phoenix_block(**PHOENIX),
+        masters=masters,
+        minions=minions,
+        master_opts=master_opts,
+        wait_for_minions=False,
+    )
+
+
 def _register(aws: Emulator, stack: Stack, instance: str) -> None:
     """AutoScaling's launch notification for ``instance``, through the queue, and the
     registry row it makes."""
-    stack.send(
-        aws,
-        messages.sns_envelope(
-            messages.asg_notification(messages.LAUNCH, instance, MINIONS_GROUP, messages.aws_time())
-        ),
-    )
+    stack.send(aws, _notification(messages.LAUNCH, instance))
     session = _session(stack)
     # Polled through the listing, which skips unreadable rows: the emulator applies an
     # UpdateItem that creates a row in two steps (the key, then the attributes), so a read
@@ -61,14 +81,7 @@ def _register(aws: Emulator, stack: Stack, instance: str) -> None:
 
 
 def _terminate(aws: Emulator, stack: Stack, instance: str) -> None:
-    stack.send(
-        aws,
-        messages.sns_envelope(
-            messages.asg_notification(
-                messages.TERMINATE, instance, MINIONS_GROUP, messages.aws_time()
-            )
-        ),
-    )
+    stack.send(aws, _notification(messages.TERMINATE, instance))
 
 
 def _answers(master: SaltMaster, minion_id: str) -> bool:
@@ -93,13 +106,7 @@ def _pinned(stack: Stack, instance: str) -> str | None:
 def test_keys_are_accepted_only_for_registered_instances(
     aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
 ) -> None:
-    cluster = make_cluster(
-        stack.phoenix_block(**PHOENIX),
-        masters=1,
-        minions=2,
-        master_opts=MASTER_OPTS,
-        wait_for_minions=False,
-    )
+    cluster = _cluster(make_cluster, stack, masters=1, minions=2)
     master = cluster.masters[0]
     registered, unknown = cluster.minions
     _register(aws, stack, registered.minion_id)
@@ -160,13 +167,7 @@ def test_keys_are_accepted_only_for_registered_instances(
 def test_a_key_that_differs_from_the_pinned_one_is_refused_and_reported(
     aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
 ) -> None:
-    cluster = make_cluster(
-        stack.phoenix_block(**PHOENIX),
-        masters=1,
-        minions=1,
-        master_opts=MASTER_OPTS,
-        wait_for_minions=False,
-    )
+    cluster = _cluster(make_cluster, stack, masters=1, minions=1)
     master = cluster.masters[0]
     genuine = cluster.minions[0]
     _register(aws, stack, genuine.minion_id)
@@ -215,13 +216,7 @@ def test_a_key_that_differs_from_the_pinned_one_is_refused_and_reported(
 def test_pinned_keys_follow_a_failover_and_termination_removes_them_everywhere(
     aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
 ) -> None:
-    cluster = make_cluster(
-        stack.phoenix_block(**PHOENIX),
-        masters=2,
-        minions=1,
-        master_opts=MASTER_OPTS,
-        wait_for_minions=False,
-    )
+    cluster = _cluster(make_cluster, stack, masters=2, minions=1)
     first, second = cluster.masters
     minion = cluster.minions[0]
     _register(aws, stack, minion.minion_id)
@@ -273,32 +268,20 @@ def test_the_reactor_files_accept_and_delete_keys_without_the_engine(
 ) -> None:
     from phoenix_salt.reactor import reactor_config
 
-    cluster = make_cluster(
-        stack.phoenix_block(**PHOENIX),
-        masters=1,
-        minions=1,
-        # No engine: only the reactor files react to the minion's key.
-        master_opts={"auto_accept": False, **reactor_config()},
-        wait_for_minions=False,
+    # No engine: only the reactor files react to the minion's key.
+    cluster = _cluster(
+        make_cluster, stack, 1, 1, master_opts={"auto_accept": False, **reactor_config()}
     )
     master = cluster.masters[0]
     minion = cluster.minions[0]
     # The registry learns the instance through the engine's own apply path, run here.
     engine = _core.Engine(_core.Config.from_json(json.dumps(stack.phoenix_block())))
-    launched = messages.sns_envelope(
-        messages.asg_notification(
-            messages.LAUNCH, minion.minion_id, MINIONS_GROUP, messages.aws_time()
-        )
-    )
+    launched = _notification(messages.LAUNCH, minion.minion_id)
     assert engine.apply_body(json.dumps(launched))["outcome"] == "done"
     wait_for(lambda: _answers(master, minion.minion_id), 90, "the reactor to accept the key")
     assert _pinned(stack, minion.minion_id) == _core.pem_fingerprint(minion.public_key())
 
-    terminated = messages.sns_envelope(
-        messages.asg_notification(
-            messages.TERMINATE, minion.minion_id, MINIONS_GROUP, messages.aws_time()
-        )
-    )
+    terminated = _notification(messages.TERMINATE, minion.minion_id)
     applied = engine.apply_body(json.dumps(terminated))
     assert applied["outcome"] == "done"
     # What the engine would put on its master's bus.
