@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::dropin::DropInSettings;
 use crate::error::{Error, Result};
 
 /// The validated configuration, with every default filled in.
@@ -45,6 +46,10 @@ pub struct PhoenixConfig {
     pub aws: AwsSettings,
     /// How the masters manage minion keys.
     pub keys: KeySettings,
+    /// The Salt failover options the minion drop-in carries, and where it lives.
+    pub drop_in: DropInSettings,
+    /// How a minion's `master_list` beacon follows the live masters.
+    pub beacon: BeaconSettings,
 }
 
 /// The minion key policy's knobs (`phoenix.keys`).
@@ -65,6 +70,32 @@ pub struct KeySettings {
 impl KeySettings {
     pub fn reconcile_interval(&self) -> Duration {
         Duration::from_secs_f64(self.reconcile_interval)
+    }
+}
+
+/// How a minion follows the live masters (`phoenix.beacon`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BeaconSettings {
+    /// Seconds between two reads of the live masters by the beacon's background refresher.
+    pub refresh_interval: f64,
+    /// The command (an argv list) that restarts salt-minion; `None` means Salt's own
+    /// `service.restart <restart_service>` with `no_block=True`.
+    pub restart_command: Option<Vec<String>>,
+    /// The service that the default restart restarts.
+    pub restart_service: String,
+    /// Seconds: the most a restart waits when the minion's current master left the live
+    /// list (each minion picks its own point in this window).
+    pub restart_jitter: f64,
+    /// Seconds: the window over which minions that merely have a better master spread
+    /// their restarts.
+    pub restart_splay: f64,
+    /// Seconds: the least time between two restarts of one minion.
+    pub min_restart_interval: f64,
+}
+
+impl BeaconSettings {
+    pub fn refresh_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.refresh_interval)
     }
 }
 
@@ -117,6 +148,21 @@ struct RawConfig {
     aws: RawAwsSettings,
     #[serde(default)]
     keys: RawKeySettings,
+    #[serde(default)]
+    drop_in: DropInSettings,
+    #[serde(default)]
+    beacon: RawBeaconSettings,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBeaconSettings {
+    refresh_interval: Option<f64>,
+    restart_command: Option<Vec<String>>,
+    restart_service: Option<String>,
+    restart_jitter: Option<f64>,
+    restart_splay: Option<f64>,
+    min_restart_interval: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -146,6 +192,11 @@ pub mod defaults {
     pub const OPERATION_TIMEOUT: f64 = 90.0;
     pub const MAX_ATTEMPTS: u32 = 5;
     pub const KEY_RECONCILE_INTERVAL: f64 = 10.0;
+    pub const BEACON_REFRESH_INTERVAL: f64 = 10.0;
+    pub const RESTART_SERVICE: &str = "salt-minion";
+    pub const RESTART_JITTER: f64 = 5.0;
+    pub const RESTART_SPLAY: f64 = 300.0;
+    pub const MIN_RESTART_INTERVAL: f64 = 60.0;
 }
 
 impl PhoenixConfig {
@@ -191,6 +242,11 @@ impl PhoenixConfig {
 
     pub fn master_stale_after(&self) -> Duration {
         Duration::from_secs_f64(self.master_stale_after)
+    }
+
+    /// `master_stale_after` in milliseconds, as heartbeats are recorded.
+    pub fn master_stale_after_ms(&self) -> i64 {
+        (self.master_stale_after * 1000.0) as i64
     }
 }
 
@@ -312,6 +368,11 @@ impl RawConfig {
             master_address: self.master_address,
             aws: self.aws.validate()?,
             keys: self.keys.validate()?,
+            drop_in: {
+                self.drop_in.validate()?;
+                self.drop_in
+            },
+            beacon: self.beacon.validate()?,
         })
     }
 }
@@ -342,6 +403,63 @@ impl RawKeySettings {
             unmanaged,
             require_group: self.require_group.unwrap_or(false),
             verify_autoscaling: self.verify_autoscaling.unwrap_or(false),
+        })
+    }
+}
+
+impl RawBeaconSettings {
+    fn validate(self) -> Result<BeaconSettings> {
+        let refresh_interval = self
+            .refresh_interval
+            .unwrap_or(defaults::BEACON_REFRESH_INTERVAL);
+        check_range(
+            "phoenix.beacon.refresh_interval",
+            refresh_interval,
+            1.0,
+            3600.0,
+        )?;
+        if let Some(command) = &self.restart_command {
+            if command
+                .first()
+                .is_none_or(|program| program.trim().is_empty())
+            {
+                return Err(Error::config(
+                    "phoenix.beacon.restart_command",
+                    "must be a list whose first item is the program to run, like \
+                     [systemctl, --no-block, restart, salt-minion]; leave it out for Salt's \
+                     own service.restart",
+                ));
+            }
+        }
+        let restart_service = self
+            .restart_service
+            .unwrap_or_else(|| defaults::RESTART_SERVICE.to_owned());
+        if restart_service.trim().is_empty() {
+            return Err(Error::config(
+                "phoenix.beacon.restart_service",
+                "must name the salt-minion service",
+            ));
+        }
+        let restart_jitter = self.restart_jitter.unwrap_or(defaults::RESTART_JITTER);
+        check_range("phoenix.beacon.restart_jitter", restart_jitter, 0.0, 300.0)?;
+        let restart_splay = self.restart_splay.unwrap_or(defaults::RESTART_SPLAY);
+        check_range("phoenix.beacon.restart_splay", restart_splay, 0.0, 86400.0)?;
+        let min_restart_interval = self
+            .min_restart_interval
+            .unwrap_or(defaults::MIN_RESTART_INTERVAL);
+        check_range(
+            "phoenix.beacon.min_restart_interval",
+            min_restart_interval,
+            0.0,
+            86400.0,
+        )?;
+        Ok(BeaconSettings {
+            refresh_interval,
+            restart_command: self.restart_command,
+            restart_service,
+            restart_jitter,
+            restart_splay,
+            min_restart_interval,
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod dropin;
 pub mod engine;
 pub mod error;
+pub mod follow;
 pub mod key_manager;
 pub mod keys;
 pub mod lifecycle;

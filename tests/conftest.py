@@ -85,11 +85,16 @@ def make_cluster(
     actions endpoint; stops every daemon at teardown."""
     clusters: list[Cluster] = []
 
-    def make(phoenix: dict[str, Any], wait_for_minions: bool = True, **kwargs: Any) -> Cluster:
+    def make(
+        phoenix: dict[str, Any],
+        wait_for_minions: bool = True,
+        start_minions: bool = True,
+        **kwargs: Any,
+    ) -> Cluster:
         kwargs.setdefault("extra_env", lifecycle_actions.env())
         cluster = Cluster(workdir / f"c{len(clusters)}", aws, phoenix, **kwargs)
         clusters.append(cluster)
-        cluster.start(wait_for_minions=wait_for_minions)
+        cluster.start(wait_for_minions=wait_for_minions, start_minions=start_minions)
         return cluster
 
     try:

@@ -19,9 +19,9 @@ How it measures:
   the emulator's per-message cost stays small. The producer talks to the emulator directly:
   its calls are neither delayed nor counted.
 - Network. ``--rtt-ms`` (default 10) models the round trip of an AWS call in the same
-  region: a TCP proxy on 127.0.0.1 (latency_proxy.py, in its own process) in front of the
-  emulator and of the lab's lifecycle-actions endpoint holds every chunk for half of it in
-  each direction, for both loops alike. No TLS and no connection set-up cost are modelled.
+  region: a TCP proxy on 127.0.0.1 (phoenix_salt.lab.latency_proxy, in its own process) in
+  front of the emulator and of the lab's lifecycle-actions endpoint holds every chunk for half
+  of it in each direction, for both loops alike. No TLS and no connection set-up cost are modelled.
   ``--rtt-ms 0`` forwards at once; the loops then share two things with the emulator, its
   one Python process and the machine's cores, and mostly measure those.
 - Calls. The proxy counts every call of the measured loop, by service and operation, and
@@ -54,12 +54,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from latency_proxy import LatencyProxy
 
 from phoenix_salt import _core
 from phoenix_salt.lab import messages
 from phoenix_salt.lab.cluster import minion_instance_id
 from phoenix_salt.lab.emulator import REGION, Emulator
+from phoenix_salt.lab.latency_proxy import LatencyProxy
 from phoenix_salt.lab.lifecycle_actions import LifecycleActions
 from phoenix_salt.lab.stack import provision
 

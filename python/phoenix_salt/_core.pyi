@@ -11,14 +11,17 @@ __all__ = [
     "Engine",
     "InternalError",
     "KeyManager",
+    "MasterFollower",
     "MessageError",
     "NotFoundError",
     "PhoenixError",
     "Session",
     "__version__",
+    "order_masters",
     "parse_message",
     "pem_fingerprint",
     "plan_key_actions",
+    "write_minion_config",
 ]
 
 __version__: str
@@ -80,8 +83,37 @@ class KeyManager:
     def fingerprint(self, minion_id: str, state: str) -> str | None: ...
     def pre_seed(self, minion_id: str, public_key: str) -> bool: ...
 
+@final
+class MasterFollower:
+    def __new__(
+        cls,
+        config: Config,
+        minion_id: str,
+        drop_in_path: str | os.PathLike[str],
+        own_master: str | None = None,
+    ) -> MasterFollower: ...
+    def check(
+        self, master: str | None, masters: list[str]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]: ...
+    def restart_failed(self, error: str) -> dict[str, Any]: ...
+    def health(self) -> dict[str, Any]: ...
+    @property
+    def minion_id(self) -> str: ...
+    @property
+    def drop_in_path(self) -> str: ...
+
+def order_masters(
+    minion_id: str, master_ids: list[str], own_master: str | None = None
+) -> list[str]: ...
 def parse_message(body: str) -> dict[str, Any]: ...
 def pem_fingerprint(pem: str) -> str: ...
 def plan_key_actions(
     registry: list[dict[str, object]], local: list[dict[str, object]], unmanaged: list[str]
 ) -> list[dict[str, str]]: ...
+def write_minion_config(
+    config: Config,
+    minion_id: str,
+    drop_in_path: str | os.PathLike[str],
+    own_master: str | None = None,
+    starting_master_address: str | None = None,
+) -> dict[str, Any]: ...

@@ -5,6 +5,8 @@
     phoenix status [-c /etc/salt/master] [--json]
     phoenix tables create [-c /etc/salt/master]
     phoenix reactor-config
+    phoenix minion-config [-c /etc/salt/minion] [--id ID] [--wait SECONDS]
+                          [--starting-master ADDRESS] [--json]
 
 Exit codes: 0 success, 1 a Phoenix error (the message says which setting or call),
 2 wrong usage.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ import phoenix_salt
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_USAGE = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,6 +97,36 @@ def _parser() -> argparse.ArgumentParser:
         help="print the master config block that wires Phoenix's reactor files",
     )
     reactor.set_defaults(run=_reactor_config)
+
+    minion_config = commands.add_parser(
+        "minion-config",
+        help="write the Phoenix drop-in (the live masters in this minion's order) before "
+        "salt-minion first starts",
+    )
+    minion_config.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=Path("/etc/salt/minion"),
+        help="the minion's config file with the phoenix: block (default: /etc/salt/minion)",
+    )
+    minion_config.add_argument(
+        "--id", help="the minion id (default: id in the config, else the minion_id file)"
+    )
+    minion_config.add_argument(
+        "--wait",
+        type=float,
+        default=300.0,
+        help="seconds to wait for a live master (default 300; 0: one try)",
+    )
+    minion_config.add_argument(
+        "--starting-master",
+        metavar="ADDRESS",
+        help="this host is a master starting for the first time at ADDRESS (not in the "
+        "registry yet): list it first and do not wait for another master",
+    )
+    minion_config.add_argument("--json", action="store_true", help="print the result as JSON")
+    minion_config.set_defaults(run=_minion_config)
     return parser
 
 
@@ -172,6 +206,75 @@ def _tables_create(args: argparse.Namespace) -> int:
     session = _core.Session(_load_config(args))
     for table, created in session.create_registry_tables():
         print(f"{table}: {'created' if created else 'already there'}")
+    return EXIT_OK
+
+
+# Progress lines while waiting for a live master, this many seconds apart.
+WAIT_REPORT_SECONDS = 10.0
+WAIT_RETRY_SECONDS = 2.0
+
+
+def _minion_id(args: argparse.Namespace, opts: dict[str, Any]) -> str | None:
+    if args.id:
+        return str(args.id)
+    if opts.get("id"):
+        return str(opts["id"])
+    cached = args.config.parent / "minion_id"
+    if cached.is_file() and cached.read_text().strip():
+        return cached.read_text().strip()
+    return None
+
+
+def _minion_config(args: argparse.Namespace) -> int:
+    from phoenix_salt import _core, config, follow, saltconf
+
+    opts = saltconf.read(args.config)
+    settings_config = config.load(opts)
+    settings = config.as_dict(settings_config)
+    minion_id = _minion_id(args, opts)
+    if minion_id is None:
+        print(
+            f"phoenix: no minion id: pass --id, or set id: in {args.config} (Phoenix accepts "
+            "a minion's key only when its id is its EC2 instance id)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    opts.setdefault("conf_file", str(args.config))
+    path = follow.drop_in_path(settings, opts)
+    started = time.monotonic()
+    reported = started
+    while True:
+        try:
+            result = _core.write_minion_config(
+                settings_config,
+                minion_id,
+                path,
+                follow.own_master(settings, minion_id),
+                args.starting_master,
+            )
+            break
+        except (_core.NotFoundError, _core.AwsError) as exc:
+            retryable = isinstance(exc, _core.NotFoundError) or exc.retryable
+            waited = time.monotonic() - started
+            if not retryable or waited + WAIT_RETRY_SECONDS > args.wait:
+                raise
+            if time.monotonic() - reported >= WAIT_REPORT_SECONDS or waited == 0:
+                print(
+                    f"phoenix: waiting for a live master "
+                    f"({waited:.0f} of {args.wait:.0f} s): {exc}",
+                    file=sys.stderr,
+                )
+                reported = time.monotonic()
+            time.sleep(WAIT_RETRY_SECONDS)
+    result["path"] = path
+    result["minion_id"] = minion_id
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    elif result["changed"]:
+        was = ", ".join(result["old"]) if result["old"] else "no file"
+        print(f"{path}: masters {', '.join(result['masters'])} (was: {was})")
+    else:
+        print(f"{path}: unchanged, masters {', '.join(result['masters'])}")
     return EXIT_OK
 
 

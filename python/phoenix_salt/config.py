@@ -23,16 +23,19 @@ def load(opts: Mapping[str, Any], pillar: Mapping[str, Any] | None = None) -> Co
     """
     from phoenix_salt import _core
 
-    block = opts.get(CONFIG_KEY)
-    if block is None and pillar is not None:
-        block = pillar.get(CONFIG_KEY)
-    if block is None:
-        block = {}
     # Salt may hand over dict subclasses and non-JSON scalars (dates from YAML): keep
     # mappings and lists, and turn anything else into a string so that the core reports
     # a wrong type against the right key instead of this layer failing.
-    document = json.dumps(block, default=str)
+    document = json.dumps(block_of(opts, pillar), default=str)
     return _core.Config.from_json(document)
+
+
+def block_of(opts: Mapping[str, Any], pillar: Mapping[str, Any] | None = None) -> Any:
+    """The raw ``phoenix:`` block: from ``opts``, else from ``pillar``, else empty."""
+    block = opts.get(CONFIG_KEY)
+    if block is None and pillar is not None:
+        block = pillar.get(CONFIG_KEY)
+    return block if block is not None else {}
 
 
 def as_dict(config: Config) -> dict[str, Any]:

@@ -98,9 +98,13 @@ fn to_python(py: Python<'_>, err: Error) -> PyErr {
         ),
         Error::Conflict(_) => (ConflictError::new_err(message), vec![]),
         Error::Io { path, source } => {
-            let errno = source.raw_os_error().unwrap_or(0);
             let filename = path.display().to_string();
-            return PyOSError::new_err((errno, source.to_string(), filename));
+            // An error that Phoenix worded itself (which step failed) has no errno; an
+            // OSError built with errno 0 would print "[Errno 0]".
+            return match source.raw_os_error() {
+                Some(errno) => PyOSError::new_err((errno, source.to_string(), filename)),
+                None => PyOSError::new_err(format!("{filename}: {source}")),
+            };
         }
         Error::Message(reason) => (
             MessageError::new_err(message),

@@ -7,6 +7,7 @@ mod config;
 mod convert;
 mod engine;
 mod errors;
+mod follow;
 mod keys;
 mod logging;
 mod messages;
@@ -25,8 +26,11 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<session::Session>()?;
     m.add_class::<engine::Engine>()?;
     m.add_class::<keys::KeyManager>()?;
+    m.add_class::<follow::MasterFollower>()?;
     m.add_function(wrap_pyfunction!(messages::parse_message, m)?)?;
     m.add_function(wrap_pyfunction!(keys::plan_key_actions, m)?)?;
     m.add_function(wrap_pyfunction!(keys::pem_fingerprint, m)?)?;
+    m.add_function(wrap_pyfunction!(follow::write_minion_config, m)?)?;
+    m.add_function(wrap_pyfunction!(follow::order_masters, m)?)?;
     Ok(())
 }

@@ -101,7 +101,7 @@ impl Session {
         let rows = wait(py, async move {
             registry::read_master_heartbeats(&clients, &config).await
         })?;
-        let stale_after_ms = (self.access.config.master_stale_after * 1000.0) as i64;
+        let stale_after_ms = self.access.config.master_stale_after_ms();
         to_python(py, &registry::live_masters(&rows, now_ms(), stale_after_ms))
     }
 

@@ -29,6 +29,7 @@ mod tests;
 use std::path::Path;
 
 pub use read::read_masters;
+pub(crate) use render::unique_in_order;
 pub use render::{render, OWNERSHIP_MARKER};
 pub use settings::{DropInSettings, SETTINGS_KEY};
 pub use write::write_atomically;

@@ -25,6 +25,10 @@ pub const SETTINGS_KEY: &str = "phoenix.drop_in";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DropInSettings {
+    /// Where the drop-in lives. `None`: `minion.d/phoenix-masters.conf` beside the minion's
+    /// config file (the caller knows where that is). Not written into the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// `master_port`: the masters' request server port (their `ret_port`). Salt's default 4506.
     pub master_port: u16,
     /// `publish_port`: the masters' publish port. `None` leaves it out, so Salt uses its
@@ -70,6 +74,7 @@ pub struct DropInSettings {
 impl Default for DropInSettings {
     fn default() -> Self {
         DropInSettings {
+            path: None,
             master_port: 4506,
             publish_port: None,
             master_alive_interval: 10,
@@ -92,6 +97,9 @@ impl DropInSettings {
     pub fn validate(&self) -> Result<()> {
         fn invalid(option: &str, reason: &str) -> Error {
             Error::config(format!("{SETTINGS_KEY}.{option}"), reason)
+        }
+        if let Some(path) = &self.path {
+            check_path(path).map_err(|reason| invalid("path", &reason))?;
         }
         if self.master_port == 0 {
             return Err(invalid("master_port", "must be a port number (1-65535)"));
@@ -139,4 +147,24 @@ impl DropInSettings {
         }
         Ok(())
     }
+}
+
+/// Why `path` cannot be the drop-in, if it cannot. Salt includes only `minion.d/*.conf`
+/// (its `default_include`), and Phoenix's temporary files are hidden, so a hidden name or
+/// another extension would be a drop-in that Salt never reads.
+fn check_path(path: &str) -> std::result::Result<(), String> {
+    let as_path = std::path::Path::new(path);
+    if !as_path.is_absolute() {
+        return Err(format!("{path:?} must be an absolute path"));
+    }
+    let name = as_path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or_default();
+    if name.starts_with('.') || !name.ends_with(".conf") || name.len() <= ".conf".len() {
+        return Err(format!(
+            "{path:?} must name a visible *.conf file: Salt includes only minion.d/*.conf"
+        ));
+    }
+    Ok(())
 }

@@ -461,17 +461,27 @@ fn a_failed_rename_leaves_no_temporary_file() {
 }
 
 #[test]
-fn a_path_that_names_no_file_or_a_missing_directory_is_an_io_error() {
+fn a_path_that_names_no_file_or_lies_under_a_file_is_an_io_error() {
     assert!(matches!(
         write_atomically(Path::new("/"), "x"),
         Err(Error::Io { .. })
     ));
     let dir = TempDir::new().unwrap();
-    let nowhere = dir.path().join("missing").join("phoenix-masters.conf");
+    let file = dir.path().join("minion.d");
+    fs::write(&file, "not a directory").unwrap();
+    let under_a_file = file.join("phoenix-masters.conf");
     assert!(matches!(
-        write_atomically(&nowhere, "x"),
+        write_atomically(&under_a_file, "x"),
         Err(Error::Io { .. })
     ));
+}
+
+#[test]
+fn a_missing_directory_is_created() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("minion.d").join("phoenix-masters.conf");
+    write_atomically(&path, "x").unwrap();
+    assert_eq!(fs::read_to_string(&path).unwrap(), "x");
 }
 
 #[test]

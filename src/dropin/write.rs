@@ -21,9 +21,9 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// process that had the same PID).
 const TEMP_NAME_ATTEMPTS: u32 = 16;
 
-/// Replaces `path` with `contents`: writes a temporary file in the same directory, flushes
-/// it to disk, renames it over `path`, then flushes the directory so the rename survives a
-/// power loss. The file gets mode 0644 whatever the umask.
+/// Replaces `path` with `contents`, creating its directory if missing: writes a temporary
+/// file in the same directory, flushes it to disk, renames it over `path`, then flushes the
+/// directory so the rename survives a power loss. The file gets mode 0644 whatever the umask.
 ///
 /// The temporary file is hidden and does not end in `.conf` (`.<name>.tmp-<pid>-<n>`), so
 /// Salt's `minion.d/*.conf` include never loads one. On failure it is removed and `path` is
@@ -47,6 +47,14 @@ pub fn write_atomically(path: &Path, contents: &str) -> Result<()> {
         _ => Path::new("."),
     };
 
+    // A fresh host may have no minion.d yet (Salt's packages create it, a pip install does
+    // not); Salt includes it as soon as it exists.
+    fs::create_dir_all(directory).map_err(|err| {
+        io_error(
+            &format!("creating the directory {}", directory.display()),
+            err,
+        )
+    })?;
     let (temp_path, file) = create_temp(directory, file_name)
         .map_err(|err| io_error("creating a temporary file", err))?;
     let written = fill(file, contents)

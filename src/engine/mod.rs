@@ -195,7 +195,7 @@ pub async fn heartbeat(
     )
     .await?;
     let rows = registry::read_master_heartbeats(clients, config).await?;
-    let stale_after_ms = (config.master_stale_after * 1000.0) as i64;
+    let stale_after_ms = config.master_stale_after_ms();
     Ok((
         recorded,
         registry::live_masters(&rows, now_ms(), stale_after_ms),

@@ -21,9 +21,10 @@ from phoenix_salt.lab.processes import wait_for
 from phoenix_salt.lab.salt import BusListener, SaltMaster, SaltMinion
 from phoenix_salt.lab.stack import Stack, provision
 
+from . import fleet
+
 pytestmark = pytest.mark.integration
 
-MINIONS_GROUP = "phoenix-test-minions"
 MASTER_OPTS = {"engines": [{"instance_manager": {}}], "auto_accept": False}
 PHOENIX = {"heartbeat_interval": 1, "master_stale_after": 4, "keys": {"reconcile_interval": 2}}
 
@@ -31,17 +32,6 @@ PHOENIX = {"heartbeat_interval": 1, "master_stale_after": 4, "keys": {"reconcile
 @pytest.fixture
 def stack(aws: Emulator) -> Stack:
     return provision(aws, "test")
-
-
-def _session(stack: Stack) -> _core.Session:
-    return _core.Session(_core.Config.from_json(json.dumps(stack.phoenix_block())))
-
-
-def _notification(event: str, instance: str) -> dict[str, Any]:
-    """AutoScaling's notification of ``event`` for ``instance``, as SNS delivers it."""
-    return messages.sns_envelope(
-        messages.asg_notification(event, instance, MINIONS_GROUP, messages.aws_time())
-    )
 
 
 def _cluster(
@@ -62,28 +52,6 @@ def _cluster(
     )
 
 
-def _register(aws: Emulator, stack: Stack, instance: str) -> None:
-    """AutoScaling's launch notification for ``instance``, through the queue, and the
-    registry row it makes."""
-    stack.send(aws, _notification(messages.LAUNCH, instance))
-    session = _session(stack)
-    # Polled through the listing, which skips unreadable rows: the emulator applies an
-    # UpdateItem that creates a row in two steps (the key, then the attributes), so a read
-    # racing with it can see a row with no state, which DynamoDB itself never shows.
-    wait_for(
-        lambda: any(
-            row["instance_id"] == instance and row["state"] == "running"
-            for row in session.list_instances("minion")
-        ),
-        60,
-        f"the registry to hold {instance} as running",
-    )
-
-
-def _terminate(aws: Emulator, stack: Stack, instance: str) -> None:
-    stack.send(aws, _notification(messages.TERMINATE, instance))
-
-
 def _answers(master: SaltMaster, minion_id: str) -> bool:
     return master.ping(minion_id, timeout=5).get(minion_id, False)
 
@@ -99,7 +67,7 @@ def _run(master: SaltMaster, *args: str) -> tuple[int, Any]:
 
 
 def _pinned(stack: Stack, instance: str) -> str | None:
-    row = _session(stack).get_instance("minion", instance) or {}
+    row = fleet.session(stack).get_instance("minion", instance) or {}
     return (row.get("key") or {}).get("fingerprint")
 
 
@@ -109,7 +77,7 @@ def test_keys_are_accepted_only_for_registered_instances(
     cluster = _cluster(make_cluster, stack, masters=1, minions=2)
     master = cluster.masters[0]
     registered, unknown = cluster.minions
-    _register(aws, stack, registered.minion_id)
+    fleet.register(aws, stack, registered.minion_id)
 
     # Registered: accepted with no manual step, pinned with the minion's own key.
     wait_for(lambda: _answers(master, registered.minion_id), 90, "the registered minion to answer")
@@ -128,7 +96,7 @@ def test_keys_are_accepted_only_for_registered_instances(
     assert _pinned(stack, unknown.minion_id) is None
 
     # Once the registry learns it, it is accepted without anyone acting.
-    _register(aws, stack, unknown.minion_id)
+    fleet.register(aws, stack, unknown.minion_id)
     wait_for(lambda: _answers(master, unknown.minion_id), 90, "the newly registered minion")
     assert master.key_states(unknown.minion_id) == ["minions"]
 
@@ -170,7 +138,7 @@ def test_a_key_that_differs_from_the_pinned_one_is_refused_and_reported(
     cluster = _cluster(make_cluster, stack, masters=1, minions=1)
     master = cluster.masters[0]
     genuine = cluster.minions[0]
-    _register(aws, stack, genuine.minion_id)
+    fleet.register(aws, stack, genuine.minion_id)
     wait_for(lambda: _answers(master, genuine.minion_id), 90, "the genuine minion to answer")
     pinned = _pinned(stack, genuine.minion_id)
     assert pinned == _core.pem_fingerprint(genuine.public_key())
@@ -219,7 +187,7 @@ def test_pinned_keys_follow_a_failover_and_termination_removes_them_everywhere(
     cluster = _cluster(make_cluster, stack, masters=2, minions=1)
     first, second = cluster.masters
     minion = cluster.minions[0]
-    _register(aws, stack, minion.minion_id)
+    fleet.register(aws, stack, minion.minion_id)
     with BusListener(second) as second_bus:
         wait_for(lambda: _answers(first, minion.minion_id), 90, "the minion on the first master")
         # The second master never saw the minion, yet holds its pinned key as accepted.
@@ -254,7 +222,7 @@ def test_pinned_keys_follow_a_failover_and_termination_removes_them_everywhere(
     (first.pki_dir / "minions_pre").mkdir(exist_ok=True)
     (first.pki_dir / "minions_pre" / minion.minion_id).write_text(minion.public_key())
     first.start()
-    _terminate(aws, stack, minion.minion_id)
+    fleet.terminate(aws, stack, minion.minion_id)
     for master in (first, second):
         wait_for(
             lambda master=master: master.key_states(minion.minion_id) == [],
@@ -276,12 +244,12 @@ def test_the_reactor_files_accept_and_delete_keys_without_the_engine(
     minion = cluster.minions[0]
     # The registry learns the instance through the engine's own apply path, run here.
     engine = _core.Engine(_core.Config.from_json(json.dumps(stack.phoenix_block())))
-    launched = _notification(messages.LAUNCH, minion.minion_id)
+    launched = fleet.notification(messages.LAUNCH, minion.minion_id)
     assert engine.apply_body(json.dumps(launched))["outcome"] == "done"
     wait_for(lambda: _answers(master, minion.minion_id), 90, "the reactor to accept the key")
     assert _pinned(stack, minion.minion_id) == _core.pem_fingerprint(minion.public_key())
 
-    terminated = _notification(messages.TERMINATE, minion.minion_id)
+    terminated = fleet.notification(messages.TERMINATE, minion.minion_id)
     applied = engine.apply_body(json.dumps(terminated))
     assert applied["outcome"] == "done"
     # What the engine would put on its master's bus.

@@ -55,6 +55,7 @@ class Cluster:
         minion_opts: Mapping[str, Any] | None = None,
         bin_dir: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
+        supervised_minions: bool = False,
     ) -> None:
         self.workdir = workdir
         self.emulator = emulator
@@ -85,6 +86,15 @@ class Cluster:
             )
             for i, interface in enumerate(interfaces)
         ]
+        # The drop-in that the beacon and `phoenix minion-config` write names the lab's ports.
+        minion_phoenix = {
+            **self.phoenix,
+            "drop_in": {
+                "master_port": self.ret_port,
+                "publish_port": self.publish_port,
+                **(self.phoenix.get("drop_in") or {}),
+            },
+        }
         self.minions = [
             SaltMinion(
                 minion_instance_id(i + 1),
@@ -92,16 +102,20 @@ class Cluster:
                 interfaces,
                 self.ret_port,
                 env,
-                {"phoenix": self.phoenix, **(minion_opts or {})},
+                {"phoenix": minion_phoenix, **(minion_opts or {})},
                 bin_dir,
                 publish_port=self.publish_port,
+                supervised=supervised_minions,
             )
             for i in range(minions)
         ]
 
-    def start(self, timeout: float = 120.0, wait_for_minions: bool = True) -> None:
-        """Starts the masters (sharing one key pair), then the minions, and (unless told
-        not to) waits until every minion answers ``test.ping`` through the first master."""
+    def start(
+        self, timeout: float = 120.0, wait_for_minions: bool = True, start_minions: bool = True
+    ) -> None:
+        """Starts the masters (sharing one key pair), then (unless told not to) the minions,
+        and (unless told not to) waits until every minion answers ``test.ping`` through the
+        first master."""
         pem, pub = generate_master_key_pair(self.workdir / "master-key", self.bin_dir)
         for master in self.masters:
             master.pki_dir.mkdir(parents=True, exist_ok=True)
@@ -109,6 +123,8 @@ class Cluster:
             shutil.copy(pub, master.pki_dir / "master.pub")
             (master.pki_dir / "master.pem").chmod(0o400)
             master.start()
+        if not start_minions:
+            return
         for minion in self.minions:
             minion.start()
         if self.minions and wait_for_minions:

@@ -206,8 +206,10 @@ class SaltMinion(_SaltDaemon):
         opts: Mapping[str, Any] | None = None,
         bin_dir: Path | None = None,
         publish_port: int | None = None,
+        supervised: bool = False,
     ) -> None:
         self.minion_id = minion_id
+        self.root = root
         base: dict[str, Any] = {
             "id": minion_id,
             "master": list(masters) if len(masters) > 1 else masters[0],
@@ -227,7 +229,51 @@ class SaltMinion(_SaltDaemon):
             base["publish_port"] = publish_port
         if len(masters) > 1:
             base.update({"master_type": "failover", "retry_dns": 0, "master_alive_interval": 10})
-        super().__init__(minion_id, root, env, {**base, **(opts or {})}, bin_dir)
+        merged = {**base, **(opts or {})}
+        self.supervised = supervised
+        if supervised:
+            # The beacon's restart goes through the lab's service manager, as it would go
+            # through systemd on an instance.
+            phoenix = dict(merged.get("phoenix") or {})
+            beacon = dict(phoenix.get("beacon") or {})
+            beacon.setdefault("restart_command", self._restart_command(bin_dir))
+            merged["phoenix"] = {**phoenix, "beacon": beacon}
+        super().__init__(minion_id, root, env, merged, bin_dir)
+        if supervised:
+            python = str(self.bin_dir / "python")
+            self.process.argv = [
+                python,
+                "-m",
+                "phoenix_salt.lab.supervise",
+                "run",
+                "--pidfile",
+                str(self.root / "supervisor.pid"),
+                "--journal",
+                str(self.journal_path),
+                "--",
+                *self.process.argv,
+            ]
+
+    @property
+    def journal_path(self) -> Path:
+        """The supervisor's journal: one line per start, restart and exit."""
+        return self.root / "supervisor.journal"
+
+    def _restart_command(self, bin_dir: Path | None) -> list[str]:
+        python = str((bin_dir or salt_bin_dir()) / "python")
+        pidfile = str(self.root / "supervisor.pid")
+        return [python, "-m", "phoenix_salt.lab.supervise", "restart", "--pidfile", pidfile]
+
+    def restarts(self) -> list[float]:
+        """When the supervisor restarted this minion on request (empty if not supervised)."""
+        from phoenix_salt.lab.supervise import journal_entries
+
+        return [at for at, what in journal_entries(self.journal_path) if what == "restart"]
+
+    @property
+    def drop_in_path(self) -> Path:
+        """Where the beacon keeps this minion's master list (its default place)."""
+        return self.conf_dir / "minion.d" / "phoenix-masters.conf"
 
     @property
     def pki_dir(self) -> Path:

@@ -11,10 +11,13 @@ The proxy reads the HTTP requests going through to count calls by service and op
 query protocol's ``Action``), and the responses to count the failed ones by error code
 (e.g. a DynamoDB conditional write whose condition did not hold).
 
-The benchmark runs it as a child process (:class:`LatencyProxy`), so that forwarding takes
+It also adds up the body bytes of each operation's responses, for the benchmarks that
+report what a call carries.
+
+The benchmarks run it as a child process (:class:`LatencyProxy`), so that forwarding takes
 no time from the loops being measured:
 
-    python latency_proxy.py --rtt-ms 10 --control PORT LISTEN:TARGET [LISTEN:TARGET ...]
+    python -m phoenix_salt.lab.latency_proxy --rtt-ms 10 --control PORT LISTEN:TARGET ...
 
 The control port answers one line: ``stats`` (the counts as JSON) or ``reset``.
 """
@@ -40,6 +43,8 @@ from phoenix_salt.lab.processes import ManagedProcess, wait_for
 # calls["sqs ReceiveMessage"] = n; errors["dynamodb UpdateItem"]["ConditionalCheck..."] = n
 calls: collections.Counter[str] = collections.Counter()
 errors: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+# response_bytes["dynamodb Query"] = body bytes of every response to that operation
+response_bytes: collections.Counter[str] = collections.Counter()
 
 SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
@@ -194,6 +199,7 @@ async def forward(target: int, delay: float, client_r: Any, client_w: Any) -> No
 
     def on_response(start: str, _headers: dict[str, str], body: bytes) -> None:
         name = pending.popleft() if pending else "other ?"
+        response_bytes[name] += len(body)
         status = int(start.split()[1])
         if status >= 400:
             errors[name][error_code(body)] += 1
@@ -209,7 +215,9 @@ async def control(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
     if command == "reset":
         calls.clear()
         errors.clear()
-    writer.write(json.dumps({"calls": calls, "errors": errors}).encode() + b"\n")
+        response_bytes.clear()
+    stats = {"calls": calls, "errors": errors, "response_bytes": response_bytes}
+    writer.write(json.dumps(stats).encode() + b"\n")
     await writer.drain()
     writer.close()
 
@@ -238,7 +246,16 @@ class LatencyProxy:
         control = str(self.control_port)
         self.process = ManagedProcess(
             "latency-proxy",
-            [sys.executable, __file__, "--rtt-ms", str(rtt_ms), "--control", control, *routes],
+            [
+                sys.executable,
+                "-m",
+                "phoenix_salt.lab.latency_proxy",
+                "--rtt-ms",
+                str(rtt_ms),
+                "--control",
+                control,
+                *routes,
+            ],
             log_path=workdir / "latency-proxy.log",
         )
 
@@ -264,7 +281,8 @@ class LatencyProxy:
         return dict(json.loads(data))
 
     def counts(self) -> dict[str, Any]:
-        """{"calls": {"sqs ReceiveMessage": n, ...}, "errors": {op: {code: n}}}"""
+        """{"calls": {"sqs ReceiveMessage": n, ...}, "errors": {op: {code: n}},
+        "response_bytes": {op: n}}"""
         return self._ask("stats")
 
     def reset(self) -> None:

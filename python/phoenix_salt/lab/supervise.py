@@ -1,0 +1,125 @@
+"""A service manager for the lab's salt-minions, standing in for systemd.
+
+On an instance, the beacon restarts salt-minion through the service manager; the lab has
+none, so a lab minion can run under this supervisor, and its ``restart_command`` asks the
+supervisor for the restart, as ``systemctl --no-block restart`` asks systemd:
+
+    python -m phoenix_salt.lab.supervise run --pidfile P --journal J -- salt-minion -c DIR
+    python -m phoenix_salt.lab.supervise restart --pidfile P
+
+``run`` starts the command and starts it again on SIGUSR1 (each restart is a line in the
+journal, which tests count) or when it exits; SIGTERM stops the command and the supervisor.
+The command stays in the supervisor's process group, so stopping that group (the lab's
+``ManagedProcess.stop``) stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import psutil
+
+# How long the supervised command gets to stop on SIGTERM before it is killed.
+STOP_TIMEOUT_SECONDS = 20.0
+# A command that exits by itself is started again after this pause (systemd's RestartSec).
+RESTART_PAUSE_SECONDS = 1.0
+
+
+def journal_entries(journal: Path) -> list[tuple[float, str]]:
+    """``(time, what)`` for each line of a supervisor's journal."""
+    try:
+        lines = journal.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    entries = []
+    for line in lines:
+        stamp, _, what = line.partition(" ")
+        entries.append((float(stamp), what))
+    return entries
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the command and everything it forked, then SIGKILL what is left."""
+    try:
+        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(True)]
+    except psutil.NoSuchProcess:
+        tree = []
+    for member in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.terminate()
+    _, alive = psutil.wait_procs(tree, timeout=STOP_TIMEOUT_SECONDS)
+    for member in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
+    psutil.wait_procs(alive, timeout=5)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)
+
+
+def _run(pidfile: Path, journal: Path, command: Sequence[str]) -> int:
+    wanted: list[str] = []
+    signal.signal(signal.SIGUSR1, lambda *_: wanted.append("restart"))
+    signal.signal(signal.SIGTERM, lambda *_: wanted.append("stop"))
+    signal.signal(signal.SIGINT, lambda *_: wanted.append("stop"))
+    pidfile.write_text(f"{os.getpid()}\n")
+
+    def note(what: str) -> None:
+        with journal.open("a") as out:
+            out.write(f"{time.time():.3f} {what}\n")
+
+    process = subprocess.Popen(list(command))
+    note(f"started {process.pid}")
+    while True:
+        if "stop" in wanted:
+            _stop(process)
+            note("stopped")
+            return 0
+        if "restart" in wanted:
+            wanted.clear()
+            note("restart")
+            _stop(process)
+            process = subprocess.Popen(list(command))
+            note(f"started {process.pid}")
+        elif process.poll() is not None:
+            note(f"exited {process.returncode}")
+            time.sleep(RESTART_PAUSE_SECONDS)
+            process = subprocess.Popen(list(command))
+            note(f"started {process.pid}")
+        time.sleep(0.05)
+
+
+def _restart(pidfile: Path) -> int:
+    try:
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, signal.SIGUSR1)
+    except (OSError, ValueError) as exc:
+        print(f"supervise: cannot ask for a restart through {pidfile}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m phoenix_salt.lab.supervise")
+    commands = parser.add_subparsers(dest="action", required=True)
+    run = commands.add_parser("run")
+    run.add_argument("--pidfile", type=Path, required=True)
+    run.add_argument("--journal", type=Path, required=True)
+    run.add_argument("command", nargs="+")
+    restart = commands.add_parser("restart")
+    restart.add_argument("--pidfile", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.action == "run":
+        return _run(args.pidfile, args.journal, args.command)
+    return _restart(args.pidfile)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""Minions follow the live masters: the master_list beacon and `phoenix minion-config` on real
+salt-minions, with masters whose engines heartbeat into the emulator's registry.
+
+Masters "hang" here by SIGSTOP: the process keeps its sockets open, so Salt's own failover
+sees nothing, and only the registry heartbeat going stale tells the minions. Each lab minion
+runs under the lab's supervisor, which restarts it when the beacon's restart command asks,
+as systemd would, and journals every restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from phoenix_salt import _core
+from phoenix_salt.lab.cluster import Cluster, master_instance_id
+from phoenix_salt.lab.emulator import Emulator
+from phoenix_salt.lab.processes import wait_for
+from phoenix_salt.lab.salt import BusListener, SaltMaster, SaltMinion
+from phoenix_salt.lab.stack import Stack, provision
+
+from . import fleet
+
+pytestmark = pytest.mark.integration
+
+MASTER_OPTS = {"engines": [{"instance_manager": {}}], "auto_accept": False}
+MINION_OPTS = {"beacons": {"master_list": [{"interval": 1}]}}
+PHOENIX: dict[str, Any] = {
+    "heartbeat_interval": 1,
+    "master_stale_after": 4,
+    "keys": {"reconcile_interval": 2},
+    "beacon": {
+        "refresh_interval": 1,
+        "restart_jitter": 1,
+        "restart_splay": 2,
+        "min_restart_interval": 2,
+    },
+}
+BEACON_TAG = "salt/beacon/{}/master_list/{}"
+
+
+@pytest.fixture
+def stack(aws: Emulator) -> Stack:
+    return provision(aws, "test")
+
+
+def _cluster(
+    make_cluster: Callable[..., Cluster], stack: Stack, masters: int, minions: int
+) -> Cluster:
+    """Masters with engines, and supervised minions with the beacon, not started yet."""
+    return make_cluster(
+        stack.phoenix_block(**PHOENIX),
+        masters=masters,
+        minions=minions,
+        master_opts=MASTER_OPTS,
+        minion_opts=MINION_OPTS,
+        supervised_minions=True,
+        start_minions=False,
+        wait_for_minions=False,
+    )
+
+
+def _live_addresses(stack: Stack) -> set[str]:
+    return {master["address"] for master in fleet.session(stack).live_masters()}
+
+
+def _order(minion: SaltMinion, cluster: Cluster) -> list[SaltMaster]:
+    """The masters in the order this minion should try them."""
+    by_id = {master_instance_id(i + 1): master for i, master in enumerate(cluster.masters)}
+    return [by_id[i] for i in _core.order_masters(minion.minion_id, list(by_id))]
+
+
+def _minion_config(
+    minion: SaltMinion, wait: float = 60, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """`phoenix minion-config` for this minion, as user data would run it at first boot."""
+    minion.write_config()
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "phoenix"),
+            "minion-config",
+            "-c",
+            str(minion.conf_dir / "minion"),
+            "--wait",
+            str(wait),
+            *extra,
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=wait + 60,
+        env={**os.environ, **minion.env},
+    )
+
+
+def _drop_in_masters(minion: SaltMinion) -> list[str] | None:
+    import yaml
+
+    try:
+        return yaml.safe_load(minion.drop_in_path.read_text())["master"]
+    except FileNotFoundError:
+        return None
+
+
+def _hang(master: SaltMaster) -> None:
+    """The master's processes stop, sockets open: a hung host, as Salt's failover sees it."""
+    master.process.signal_group(signal.SIGSTOP)
+
+
+def _answers(master: SaltMaster, minion_id: str) -> bool:
+    return master.ping(minion_id, timeout=5).get(minion_id, False)
+
+
+def _start_minions(aws: Emulator, stack: Stack, cluster: Cluster) -> None:
+    """Registers each minion, writes its drop-in the first-boot way, and starts it."""
+    wait_for(
+        lambda: len(_live_addresses(stack)) == len(cluster.masters),
+        60,
+        "every master to heartbeat",
+    )
+    for minion in cluster.minions:
+        fleet.register(aws, stack, minion.minion_id)
+        result = _minion_config(minion)
+        assert result.returncode == 0, result.stderr
+        expected = [m.interface for m in _order(minion, cluster)]
+        assert _drop_in_masters(minion) == expected
+        assert str(minion.drop_in_path) in result.stdout
+        minion.start()
+    for minion in cluster.minions:
+        first = _order(minion, cluster)[0]
+        wait_for(
+            lambda first=first, minion_id=minion.minion_id: _answers(first, minion_id),
+            120,
+            f"{minion.minion_id} to answer",
+        )
+
+
+def test_minions_of_a_hung_master_restart_onto_a_live_one_and_the_others_do_not(
+    aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
+) -> None:
+    cluster = _cluster(make_cluster, stack, masters=3, minions=2)
+    served, bystander = cluster.minions
+    # The fixed ids give the two minions different first masters; the scenario needs that.
+    first_of_served = _order(served, cluster)[0]
+    first_of_bystander = _order(bystander, cluster)[0]
+    assert first_of_served is not first_of_bystander
+    (unused,) = [m for m in cluster.masters if m not in (first_of_served, first_of_bystander)]
+    _start_minions(aws, stack, cluster)
+
+    # A master that serves neither minion hangs: both drop it from their drop-ins, say so on
+    # their masters' buses, and neither restarts.
+    with BusListener(first_of_served) as bus:
+        _hang(unused)
+        changed = bus.wait_for(BEACON_TAG.format(served.minion_id, "changed"), timeout=60)
+    assert changed["removed"] == [unused.interface]
+    assert changed["added"] == []
+    assert changed["restart"] is None
+    assert changed["new"] == [m.interface for m in _order(served, cluster) if m is not unused]
+    wait_for(
+        lambda: unused.interface not in (_drop_in_masters(bystander) or [unused.interface]),
+        30,
+        "the bystander's drop-in to lose the hung master",
+    )
+    # Several refreshes later, still no restart anywhere.
+    time.sleep(3)
+    assert served.restarts() == [] and bystander.restarts() == []
+
+    # The master of the first minion hangs: that minion restarts promptly and comes back on
+    # the one master left; the bystander only rewrites its list.
+    hung_at = time.time()
+    _hang(first_of_served)
+    wait_for(served.restarts, 60, "the served minion to restart")
+    assert _drop_in_masters(served) == [first_of_bystander.interface]
+    wait_for(
+        lambda: _answers(first_of_bystander, served.minion_id),
+        120,
+        "the restarted minion to answer through the live master",
+    )
+    wait_for(
+        lambda: _drop_in_masters(bystander) == [first_of_bystander.interface],
+        30,
+        "the bystander's drop-in to lose its second master",
+    )
+    time.sleep(3)
+    assert bystander.restarts() == []
+    assert len(served.restarts()) == 1
+    beacon = PHOENIX["beacon"]
+    print(
+        f"\nrestart {served.restarts()[0] - hung_at:.1f} s after the master hung "
+        f"(master_stale_after {PHOENIX['master_stale_after']} s, refresh "
+        f"{beacon['refresh_interval']} s, jitter {beacon['restart_jitter']} s)"
+    )
+
+
+def test_an_unreachable_or_empty_registry_changes_nothing(
+    aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
+) -> None:
+    cluster = _cluster(make_cluster, stack, masters=1, minions=1)
+    (minion,) = cluster.minions
+    _start_minions(aws, stack, cluster)
+    before = minion.drop_in_path.stat()
+    text = minion.drop_in_path.read_text()
+
+    # The emulator stops answering: reads fail, the beacon keeps the list and says why.
+    aws.pause()
+    try:
+        wait_for(
+            lambda: "reading the live masters failed" in minion.log_text(),
+            60,
+            "the beacon to report the failed read",
+        )
+        time.sleep(3)
+    finally:
+        aws.resume()
+
+    # The only master stops: the registry has no live master; nothing is written.
+    cluster.masters[0].stop()
+    wait_for(
+        lambda: "the registry lists no live master" in minion.log_text(),
+        60,
+        "the beacon to see an empty live list",
+    )
+    time.sleep(3)
+    after = minion.drop_in_path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert minion.drop_in_path.read_text() == text
+    assert minion.restarts() == []
+    assert minion.running()
+
+
+def test_minion_config_waits_for_a_live_master_and_never_touches_a_foreign_file(
+    aws: Emulator, stack: Stack, tmp_path: Path
+) -> None:
+    minion = SaltMinion(
+        "i-0b00000000000cafe",
+        tmp_path / "minion",
+        ["127.0.0.1"],
+        4506,
+        aws.env(),
+        {"phoenix": stack.phoenix_block()},
+    )
+    # No master is live: it waits as long as told, then fails, writing nothing.
+    result = _minion_config(minion, wait=0)
+    assert result.returncode == 1
+    assert "no live master" in result.stderr
+    assert not minion.drop_in_path.exists()
+
+    # A live master, but the drop-in's path holds the operator's own file.
+    registry = fleet.session(stack)
+    engine = _core.Engine(
+        _core.Config.from_json(
+            json.dumps(
+                stack.phoenix_block(master_id="i-0a0000000000000a1", master_address="10.0.0.1")
+            )
+        )
+    )
+    engine.register_master()
+    engine.heartbeat()
+    assert registry.live_masters()
+    minion.drop_in_path.parent.mkdir(parents=True)
+    minion.drop_in_path.write_text("master: salt.example.com\n")
+    result = _minion_config(minion, wait=0)
+    assert result.returncode == 1
+    assert "not managed by Phoenix" in result.stderr
+    assert minion.drop_in_path.read_text() == "master: salt.example.com\n"
+
+    # Once the path is Phoenix's, the live master is written.
+    minion.drop_in_path.unlink()
+    result = _minion_config(minion, wait=0)
+    assert result.returncode == 0, result.stderr
+    assert _drop_in_masters(minion) == ["10.0.0.1"]
+    assert "was: no file" in result.stdout
+
+    # A master starting on this host, not registered yet: listed first, with the live one.
+    result = _minion_config(minion, 0, "--starting-master", "10.0.0.9")
+    assert result.returncode == 0, result.stderr
+    assert _drop_in_masters(minion) == ["10.0.0.9", "10.0.0.1"]
+    result = _minion_config(minion, 0, "--starting-master", "10.0.0.9")
+    assert "unchanged" in result.stdout
+
+
+def test_the_first_master_of_a_cluster_does_not_wait_for_itself(
+    aws: Emulator, stack: Stack, tmp_path: Path
+) -> None:
+    minion = SaltMinion(
+        "i-0a0000000000000a1",
+        tmp_path / "minion",
+        ["127.0.0.1"],
+        4506,
+        aws.env(),
+        {"phoenix": stack.phoenix_block()},
+    )
+    result = _minion_config(minion, 0, "--starting-master", "10.0.0.1")
+    assert result.returncode == 0, result.stderr
+    assert _drop_in_masters(minion) == ["10.0.0.1"]
