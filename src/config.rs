@@ -737,4 +737,79 @@ mod tests {
         let json = r#"{"cluster": "p", "master_groups": ["g"], "minion_groups": ["g"]}"#;
         assert_eq!(err_key(json), "phoenix.minion_groups");
     }
+
+    #[test]
+    fn the_beacon_and_drop_in_have_defaults_and_name_their_bad_keys() {
+        let config = PhoenixConfig::from_json(r#"{"cluster": "p"}"#).unwrap();
+        assert_eq!(
+            config.beacon.refresh_interval,
+            defaults::BEACON_REFRESH_INTERVAL
+        );
+        assert_eq!(config.beacon.restart_command, None);
+        assert_eq!(config.beacon.restart_service, "salt-minion");
+        assert_eq!(config.drop_in, DropInSettings::default());
+
+        let config = PhoenixConfig::from_json(
+            r#"{"cluster": "p", "beacon": {"restart_command": ["systemctl", "restart", "salt-minion"], "restart_splay": 0},
+                "drop_in": {"path": "/etc/salt/minion.d/masters.conf", "master_port": 14506}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.beacon.restart_command.as_ref().unwrap()[0],
+            "systemctl"
+        );
+        assert_eq!(config.beacon.restart_splay, 0.0);
+        assert_eq!(config.drop_in.master_port, 14506);
+
+        for (json, key) in [
+            (r#"{"beacon": {"refresh": 5}}"#, "phoenix.beacon.refresh"),
+            (
+                r#"{"beacon": {"refresh_interval": 0.5}}"#,
+                "phoenix.beacon.refresh_interval",
+            ),
+            (
+                r#"{"beacon": {"restart_command": []}}"#,
+                "phoenix.beacon.restart_command",
+            ),
+            (
+                r#"{"beacon": {"restart_command": [" "]}}"#,
+                "phoenix.beacon.restart_command",
+            ),
+            (
+                r#"{"beacon": {"restart_service": ""}}"#,
+                "phoenix.beacon.restart_service",
+            ),
+            (
+                r#"{"beacon": {"restart_jitter": 301}}"#,
+                "phoenix.beacon.restart_jitter",
+            ),
+            (
+                r#"{"beacon": {"min_restart_interval": -1}}"#,
+                "phoenix.beacon.min_restart_interval",
+            ),
+            (
+                r#"{"drop_in": {"master_alive_interval": 0}}"#,
+                "phoenix.drop_in.master_alive_interval",
+            ),
+            (
+                r#"{"drop_in": {"path": "minion.d/x.conf"}}"#,
+                "phoenix.drop_in.path",
+            ),
+            (
+                r#"{"drop_in": {"path": "/etc/salt/minion.d/.x.conf"}}"#,
+                "phoenix.drop_in.path",
+            ),
+            (
+                r#"{"drop_in": {"path": "/etc/salt/minion.d/x.yaml"}}"#,
+                "phoenix.drop_in.path",
+            ),
+            (
+                r#"{"drop_in": {"masters": ["a"]}}"#,
+                "phoenix.drop_in.masters",
+            ),
+        ] {
+            let json = json.replacen('{', r#"{"cluster": "p", "#, 1);
+            assert_eq!(err_key(&json), key, "{json}");
+        }
+    }
 }

@@ -142,7 +142,7 @@ pub async fn read_live_masters(
 /// The refresher: reads now, then every `refresh_interval` give or take 10% (each minion
 /// its own point, so a fleet does not read in step), until the slot is dropped.
 pub async fn run(slot: Weak<SnapshotSlot>, config: PhoenixConfig, minion_id: String) {
-    let interval_ms = (config.beacon.refresh_interval * 1000.0) as u64;
+    let interval_ms = config.beacon.refresh_interval().as_millis() as u64;
     let mut clients: Option<AwsClients> = None;
     let mut round: u64 = 0;
     loop {

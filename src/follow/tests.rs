@@ -221,18 +221,22 @@ fn the_restart_is_announced_one_check_before_it_runs() {
     );
 }
 
+/// A master that, joining masters 1 and 2, comes first for `minion_id` (or not).
+fn joining_master(minion_id: &str, first: bool) -> u32 {
+    (3..100)
+        .find(|n| {
+            let order = ordered_addresses(minion_id, &[master(1), master(2), master(*n)], None);
+            (order[0] == master(*n).address) == first
+        })
+        .unwrap()
+}
+
 #[test]
 fn a_master_joining_behind_the_first_rewrites_without_restart() {
     let id = "i-0aaa";
     let mut minion = Minion::settled(id, &[1, 2]);
     minion.check(Some(&snapshot(1, &[1, 2])), 0);
-    // Find a new master that does not come first for this minion.
-    let joining = (3..100)
-        .find(|n| {
-            ordered_addresses(id, &[master(1), master(2), master(*n)], None)[0]
-                != master(*n).address
-        })
-        .unwrap();
+    let joining = joining_master(id, false);
     let after = snapshot(2, &[1, 2, joining]);
     let outcome = minion.check(Some(&after), 1_000);
     assert!(matches!(
@@ -247,12 +251,7 @@ fn a_master_joining_first_restarts_within_the_splay_after_the_staleness_bound() 
     let id = "i-0aaa";
     let mut minion = Minion::settled(id, &[1, 2]);
     minion.check(Some(&snapshot(1, &[1, 2])), 0);
-    let joining = (3..100)
-        .find(|n| {
-            ordered_addresses(id, &[master(1), master(2), master(*n)], None)[0]
-                == master(*n).address
-        })
-        .unwrap();
+    let joining = joining_master(id, true);
     let after = snapshot(2, &[1, 2, joining]);
     let (at, order) = run_until_restart(&mut minion, &after, 1_000, 3_600_000).unwrap();
     assert_eq!(order.reason, RestartReason::BetterMaster);

@@ -102,6 +102,18 @@ def _minion_config(
     )
 
 
+def _config_only_minion(minion_id: str, aws: Emulator, stack: Stack, tmp_path: Path) -> SaltMinion:
+    """A minion that is never started: only its config file, for `phoenix minion-config`."""
+    return SaltMinion(
+        minion_id,
+        tmp_path / "minion",
+        ["127.0.0.1"],
+        4506,
+        aws.env(),
+        {"phoenix": stack.phoenix_block()},
+    )
+
+
 def _drop_in_masters(minion: SaltMinion) -> list[str] | None:
     import yaml
 
@@ -240,14 +252,7 @@ def test_an_unreachable_or_empty_registry_changes_nothing(
 def test_minion_config_waits_for_a_live_master_and_never_touches_a_foreign_file(
     aws: Emulator, stack: Stack, tmp_path: Path
 ) -> None:
-    minion = SaltMinion(
-        "i-0b00000000000cafe",
-        tmp_path / "minion",
-        ["127.0.0.1"],
-        4506,
-        aws.env(),
-        {"phoenix": stack.phoenix_block()},
-    )
+    minion = _config_only_minion("i-0b00000000000cafe", aws, stack, tmp_path)
     # No master is live: it waits as long as told, then fails, writing nothing.
     result = _minion_config(minion, wait=0)
     assert result.returncode == 1
@@ -291,14 +296,7 @@ def test_minion_config_waits_for_a_live_master_and_never_touches_a_foreign_file(
 def test_the_first_master_of_a_cluster_does_not_wait_for_itself(
     aws: Emulator, stack: Stack, tmp_path: Path
 ) -> None:
-    minion = SaltMinion(
-        "i-0a0000000000000a1",
-        tmp_path / "minion",
-        ["127.0.0.1"],
-        4506,
-        aws.env(),
-        {"phoenix": stack.phoenix_block()},
-    )
+    minion = _config_only_minion("i-0a0000000000000a1", aws, stack, tmp_path)
     result = _minion_config(minion, 0, "--starting-master", "10.0.0.1")
     assert result.returncode == 0, result.stderr
     assert _drop_in_masters(minion) == ["10.0.0.1"]

@@ -1,5 +1,6 @@
 """`make demo` runs end to end: the key of a minion the registry does not know waits, and is
-accepted once AutoScaling's launch reaches the registry."""
+accepted once AutoScaling's launch reaches the registry; when the minion's master hangs, the
+minion follows to the live master."""
 
 from __future__ import annotations
 
@@ -25,3 +26,5 @@ def test_the_demo_runs_the_main_job() -> None:
     assert "key is pending: the registry does not know it" in result.stdout
     assert "accepted and pinned" in result.stdout
     assert "lifecycle action CONTINUE" in result.stdout
+    assert "pre-seeded the key" in result.stdout
+    assert "the beacon restarted the minion" in result.stdout

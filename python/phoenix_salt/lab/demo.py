@@ -8,9 +8,11 @@ process is left behind.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from phoenix_salt import status
+from phoenix_salt import _core, status
 from phoenix_salt.lab import messages
 from phoenix_salt.lab.cluster import Cluster
 from phoenix_salt.lab.emulator import Emulator
@@ -96,27 +98,79 @@ class Demo:
             self.workdir / "cluster",
             self.emulator,
             self.stack.phoenix_block(
-                heartbeat_interval=2, master_stale_after=10, keys={"reconcile_interval": 5}
+                heartbeat_interval=2,
+                master_stale_after=10,
+                keys={"reconcile_interval": 5},
+                beacon={"refresh_interval": 2, "restart_jitter": 1, "min_restart_interval": 10},
             ),
-            masters=1,
+            masters=2,
             minions=1,
             # Salt accepts no key by itself: Phoenix does, for instances the registry knows.
             master_opts={"engines": [{"instance_manager": {}}], "auto_accept": False},
             minion_opts={"beacons": {"master_list": [{"interval": 1}]}},
             extra_env=self.lifecycle.env(),
+            # The minion's restarts go through the lab's stand-in for systemd.
+            supervised_minions=True,
         )
-        self.cluster.start(wait_for_minions=False)
+        self.cluster.start(start_minions=False)
+        session = _core.Session(_core.Config.from_json(json.dumps(self.stack.phoenix_block())))
         wait_for(
-            lambda: self.master.key_states(self.minion.minion_id) == ["minions_pre"],
-            60,
-            "the minion's key to reach the master",
+            lambda: len(session.live_masters()) == 2, 60, "both masters to register and heartbeat"
         )
-        return f"minion {self.minion.minion_id}'s key is pending: the registry does not know it"
+        return "2 masters (127.0.0.1, 127.0.0.2) registered themselves and heartbeat"
+
+    def write_minion_config(self) -> str:
+        """What user data does before salt-minion first starts."""
+        result = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "phoenix"),
+                "minion-config",
+                "-c",
+                str(self._written_minion_config()),
+                "--wait",
+                "60",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, **self.minion.env},
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"phoenix minion-config failed: {result.stderr}")
+        self.minion.start()
+        wait_for(
+            lambda: self.first_master.key_states(self.minion.minion_id) == ["minions_pre"],
+            60,
+            "the minion's key to reach its first master",
+        )
+        masters = ", ".join(self.drop_in_masters())
+        return (
+            f"drop-in lists {masters} (this minion's order); "
+            f"minion {self.minion.minion_id}'s key is pending: the registry does not know it"
+        )
+
+    def _written_minion_config(self) -> Path:
+        self.minion.write_config()
+        return self.minion.conf_dir / "minion"
+
+    def drop_in_masters(self) -> list[str]:
+        import yaml
+
+        masters: list[str] = yaml.safe_load(self.minion.drop_in_path.read_text())["master"]
+        return masters
 
     @property
-    def master(self) -> SaltMaster:
+    def first_master(self) -> SaltMaster:
+        """The master the minion's drop-in lists first: the one it connects to."""
         assert self.cluster is not None
-        return self.cluster.masters[0]
+        first = self.drop_in_masters()[0]
+        return next(m for m in self.cluster.masters if m.interface == first)
+
+    @property
+    def other_master(self) -> SaltMaster:
+        assert self.cluster is not None
+        return next(m for m in self.cluster.masters if m is not self.first_master)
 
     @property
     def minion(self) -> SaltMinion:
@@ -124,10 +178,14 @@ class Demo:
         return self.cluster.minions[0]
 
     def engine_runs(self) -> str:
-        wait_for(
-            lambda: "phoenix instance_manager started" in self.master.log_text(), 60, "the engine"
-        )
-        return "its start line is in the master log"
+        assert self.cluster is not None
+        for master in self.cluster.masters:
+            wait_for(
+                lambda master=master: "phoenix instance_manager started" in master.log_text(),
+                60,
+                f"the engine of {master.name}",
+            )
+        return "its start line is in each master's log"
 
     def launch_minion(self) -> str:
         assert self.stack is not None
@@ -148,15 +206,42 @@ class Demo:
     def key_accepted(self) -> str:
         minion = self.minion.minion_id
         wait_for(
-            lambda: self.master.ping(minion, timeout=5).get(minion, False),
+            lambda: self.first_master.ping(minion, timeout=5).get(minion, False),
             90,
             "Phoenix to accept the minion's key and the minion to answer test.ping",
         )
-        listing = self.master.salt_run("key_runner.list")
-        return f"accepted and pinned ({listing[minion]['pinned'][:11]}..); test.ping answers"
+        wait_for(
+            lambda: self.other_master.key_states(minion) == ["minions"],
+            60,
+            "the other master to pre-seed the pinned key",
+        )
+        listing = self.first_master.salt_run("key_runner.list")
+        return (
+            f"accepted and pinned ({listing[minion]['pinned'][:11]}..); test.ping answers; "
+            f"{self.other_master.name} pre-seeded the key"
+        )
+
+    def master_hangs(self) -> str:
+        """The minion's master stops (SIGSTOP: sockets stay open, so Salt's own failover
+        sees nothing); its heartbeat goes stale and the beacon moves the minion."""
+        hung, live = self.first_master, self.other_master
+        minion = self.minion.minion_id
+        hung_at = time.time()
+        hung.process.signal_group(signal.SIGSTOP)
+        wait_for(self.minion.restarts, 90, "the beacon to restart the minion")
+        restarted = self.minion.restarts()[0] - hung_at
+        wait_for(
+            lambda: live.ping(minion, timeout=5).get(minion, False),
+            90,
+            f"the minion to answer through {live.name}",
+        )
+        return (
+            f"{hung.name} hung; the beacon restarted the minion {restarted:.0f} s later "
+            f"(drop-in now {', '.join(self.drop_in_masters())}); it answers through {live.name}"
+        )
 
     def versions(self) -> str:
-        versions = self.master.salt_run("phoenix.version")
+        versions = self.first_master.salt_run("phoenix.version")
         return ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
 
     def stop(self) -> None:
@@ -181,13 +266,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         timeline.run("start the AWS emulator", demo.start_emulator)
         timeline.run("create the registry tables and the events queue", demo.provision_stack)
-        timeline.run("start salt-master and salt-minion with Phoenix", demo.start_cluster)
-        timeline.run("the instance_manager engine runs in salt-master", demo.engine_runs)
+        timeline.run("start 2 salt-masters with Phoenix", demo.start_cluster)
+        timeline.run("the instance_manager engine runs in each salt-master", demo.engine_runs)
+        timeline.run("phoenix minion-config, then start salt-minion", demo.write_minion_config)
         timeline.run("AutoScaling launches the minion (lifecycle hook -> SQS)", demo.launch_minion)
         timeline.run("Phoenix accepts its key (registry-checked)", demo.key_accepted)
         timeline.run("salt-run phoenix.version", demo.versions)
+        live = demo.other_master
+        timeline.run("the minion's master hangs: the minion follows", demo.master_hangs)
         print()
-        print(status.render(demo.master.salt_run("phoenix.status")))
+        print(status.render(live.salt_run("phoenix.status")))
         print()
         print(timeline.summary())
         return 0
