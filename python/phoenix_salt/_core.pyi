@@ -17,6 +17,8 @@ __all__ = [
     "PhoenixError",
     "Session",
     "__version__",
+    "install_master_key",
+    "master_key_pair",
     "order_masters",
     "parse_message",
     "pem_fingerprint",
@@ -102,6 +104,10 @@ class MasterFollower:
     @property
     def drop_in_path(self) -> str: ...
 
+def install_master_key(
+    pki_dir: str | os.PathLike[str], private_pem: str, public_pem: str, replace: bool
+) -> str: ...
+def master_key_pair(config: Config, private_pem: str, public_pem: str) -> dict[str, str]: ...
 def order_masters(
     minion_id: str, master_ids: list[str], own_master: str | None = None
 ) -> list[str]: ...

@@ -5,6 +5,7 @@
     phoenix status [-c /etc/salt/master] [--json]
     phoenix tables create [-c /etc/salt/master]
     phoenix reactor-config
+    phoenix master-bootstrap [-c /etc/salt/master] [--replace-local-key] [--json]
     phoenix minion-config [-c /etc/salt/minion] [--id ID] [--wait SECONDS]
                           [--starting-master ADDRESS] [--json]
 
@@ -97,6 +98,26 @@ def _parser() -> argparse.ArgumentParser:
         help="print the master config block that wires Phoenix's reactor files",
     )
     reactor.set_defaults(run=_reactor_config)
+
+    bootstrap = commands.add_parser(
+        "master-bootstrap",
+        help="before salt-master first starts: install the cluster's shared master key pair "
+        "(created once, by whichever master boots first) and pre-accept every pinned minion key",
+    )
+    bootstrap.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=Path("/etc/salt/master"),
+        help="the master's config file with the phoenix: block (default: /etc/salt/master)",
+    )
+    bootstrap.add_argument(
+        "--replace-local-key",
+        action="store_true",
+        help="replace a different master key pair already in the pki dir with the cluster's",
+    )
+    bootstrap.add_argument("--json", action="store_true", help="print the result as JSON")
+    bootstrap.set_defaults(run=_master_bootstrap)
 
     minion_config = commands.add_parser(
         "minion-config",
@@ -206,6 +227,25 @@ def _tables_create(args: argparse.Namespace) -> int:
     session = _core.Session(_load_config(args))
     for table, created in session.create_registry_tables():
         print(f"{table}: {'created' if created else 'already there'}")
+    return EXIT_OK
+
+
+def _master_bootstrap(args: argparse.Namespace) -> int:
+    import salt.config
+
+    from phoenix_salt import master_key
+
+    if not args.config.is_file():
+        raise FileNotFoundError(2, "no such Salt config file", str(args.config))
+    # Salt's own reading, defaults and root_dir included: the pki dir must be salt-master's.
+    opts = salt.config.master_config(str(args.config))
+    result = master_key.bootstrap(opts, replace_local_key=args.replace_local_key)
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+        return EXIT_OK
+    print(f"master key pair: {result['key_pair']} ({result['secret']})")
+    print(f"{result['pki_dir']}/master.pem: {result['installed']}")
+    print(f"pinned minion keys pre-seeded: {len(result['pre_seeded'])}")
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ mod errors;
 mod follow;
 mod keys;
 mod logging;
+mod master_key;
 mod messages;
 mod session;
 mod wait;
@@ -32,5 +33,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(keys::pem_fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(follow::write_minion_config, m)?)?;
     m.add_function(wrap_pyfunction!(follow::order_masters, m)?)?;
+    m.add_function(wrap_pyfunction!(master_key::master_key_pair, m)?)?;
+    m.add_function(wrap_pyfunction!(master_key::install_master_key, m)?)?;
     Ok(())
 }

@@ -21,7 +21,6 @@ mod quote;
 mod read;
 mod render;
 mod settings;
-mod write;
 
 #[cfg(test)]
 mod tests;
@@ -32,9 +31,17 @@ pub use read::read_masters;
 pub(crate) use render::unique_in_order;
 pub use render::{render, OWNERSHIP_MARKER};
 pub use settings::{DropInSettings, SETTINGS_KEY};
-pub use write::write_atomically;
 
 use crate::error::Result;
+
+/// Mode of the drop-in: like any config file, readable by all, written by its owner.
+pub const DROP_IN_MODE: u32 = 0o644;
+
+/// Replaces the drop-in at `path` with `contents` atomically, mode 0644
+/// ([`crate::files::write_atomically`]).
+pub fn write_atomically(path: &Path, contents: &str) -> Result<()> {
+    crate::files::write_atomically(path, contents, DROP_IN_MODE)
+}
 
 /// What [`update`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! Replacing a file atomically: a reader (Salt, starting) sees the old file or the new one,
-//! never a part of either.
+//! never a part of either. The minion drop-in and the master's key pair are written so.
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
@@ -8,10 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
-
-/// Mode of the drop-in: like any config file, readable by all, written by its owner.
-#[cfg(unix)]
-const DROP_IN_MODE: u32 = 0o644;
 
 /// Temporary names already tried by this process; with the PID this keeps concurrent writers
 /// (the beacon's thread, a `phoenix minion-config` run) off each other's temporary files.
@@ -23,15 +19,16 @@ const TEMP_NAME_ATTEMPTS: u32 = 16;
 
 /// Replaces `path` with `contents`, creating its directory if missing: writes a temporary
 /// file in the same directory, flushes it to disk, renames it over `path`, then flushes the
-/// directory so the rename survives a power loss. The file gets mode 0644 whatever the umask.
+/// directory so the rename survives a power loss. The file gets `mode` whatever the umask,
+/// from its creation on (a private key is never readable by others, not even half written).
 ///
-/// The temporary file is hidden and does not end in `.conf` (`.<name>.tmp-<pid>-<n>`), so
-/// Salt's `minion.d/*.conf` include never loads one. On failure it is removed and `path` is
+/// The temporary file is hidden and does not end in `.conf` or `.pem`
+/// (`.<name>.tmp-<pid>-<n>`), so Salt's `minion.d/*.conf` include never loads one. On failure it is removed and `path` is
 /// left as it was; the error is [`Error::Io`] naming `path`, its message saying which step
 /// failed. A failure to flush the directory after the rename is only logged: the new file is
 /// already complete and in place, and the worst a power loss can then do is bring back the
 /// old, equally complete, file.
-pub fn write_atomically(path: &Path, contents: &str) -> Result<()> {
+pub fn write_atomically(path: &Path, contents: &str, mode: u32) -> Result<()> {
     let io_error = |step: &str, source: io::Error| Error::Io {
         path: path.to_path_buf(),
         source: io::Error::new(source.kind(), format!("{step}: {source}")),
@@ -55,9 +52,9 @@ pub fn write_atomically(path: &Path, contents: &str) -> Result<()> {
             err,
         )
     })?;
-    let (temp_path, file) = create_temp(directory, file_name)
+    let (temp_path, file) = create_temp(directory, file_name, mode)
         .map_err(|err| io_error("creating a temporary file", err))?;
-    let written = fill(file, contents)
+    let written = fill(file, contents, mode)
         .map_err(|err| io_error(&format!("writing {}", temp_path.display()), err))
         .and_then(|()| {
             fs::rename(&temp_path, path)
@@ -79,7 +76,7 @@ pub fn write_atomically(path: &Path, contents: &str) -> Result<()> {
     Ok(())
 }
 
-fn create_temp(directory: &Path, file_name: &OsStr) -> io::Result<(PathBuf, File)> {
+fn create_temp(directory: &Path, file_name: &OsStr, mode: u32) -> io::Result<(PathBuf, File)> {
     let mut last_error = None;
     for _ in 0..TEMP_NAME_ATTEMPTS {
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -92,7 +89,7 @@ fn create_temp(directory: &Path, file_name: &OsStr) -> io::Result<(PathBuf, File
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
-            options.mode(DROP_IN_MODE);
+            options.mode(mode);
         }
         match options.open(&temp_path) {
             Ok(file) => return Ok((temp_path, file)),
@@ -103,13 +100,13 @@ fn create_temp(directory: &Path, file_name: &OsStr) -> io::Result<(PathBuf, File
     Err(last_error.unwrap_or_else(|| io::Error::other("no temporary name was free")))
 }
 
-fn fill(mut file: File, contents: &str) -> io::Result<()> {
+fn fill(mut file: File, contents: &str, mode: u32) -> io::Result<()> {
     file.write_all(contents.as_bytes())?;
     // The umask may have narrowed the mode given at creation.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(fs::Permissions::from_mode(DROP_IN_MODE))?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
     }
     file.sync_all()
 }
