@@ -104,13 +104,7 @@ def _parser() -> argparse.ArgumentParser:
         help="before salt-master first starts: install the cluster's shared master key pair "
         "(created once, by whichever master boots first) and pre-accept every pinned minion key",
     )
-    bootstrap.add_argument(
-        "-c",
-        "--config",
-        type=Path,
-        default=Path("/etc/salt/master"),
-        help="the master's config file with the phoenix: block (default: /etc/salt/master)",
-    )
+    _add_config_path(bootstrap, Path("/etc/salt/master"))
     bootstrap.add_argument(
         "--replace-local-key",
         action="store_true",
@@ -124,13 +118,7 @@ def _parser() -> argparse.ArgumentParser:
         help="write the Phoenix drop-in (the live masters in this minion's order) before "
         "salt-minion first starts",
     )
-    minion_config.add_argument(
-        "-c",
-        "--config",
-        type=Path,
-        default=Path("/etc/salt/minion"),
-        help="the minion's config file with the phoenix: block (default: /etc/salt/minion)",
-    )
+    _add_config_path(minion_config, Path("/etc/salt/minion"))
     minion_config.add_argument(
         "--id", help="the minion id (default: id in the config, else the minion_id file)"
     )
@@ -151,14 +139,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_config_path(parser: argparse.ArgumentParser) -> None:
+def _add_config_path(parser: argparse.ArgumentParser, default: Path | None = None) -> None:
+    """``-c/--config``: a Salt config file with the phoenix: block. Without ``default``, the
+    master's config where there is one, else the minion's."""
+    where = default or "/etc/salt/master, else /etc/salt/minion"
     parser.add_argument(
         "-c",
         "--config",
         type=Path,
-        default=None,
-        help="Salt config file with the phoenix: block "
-        "(default: /etc/salt/master, else /etc/salt/minion)",
+        default=default,
+        help=f"Salt config file with the phoenix: block (default: {where})",
     )
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from phoenix_salt._core import Config, MasterFollower
+    from phoenix_salt._core import MasterFollower
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ RESTART_COMMAND_TIMEOUT_SECONDS = 120.0
 @dataclass
 class _Entry:
     key: str
-    config: Config
     settings: dict[str, Any]
     follower: MasterFollower
 
@@ -93,7 +92,9 @@ def follower_for(opts: Mapping[str, Any]) -> tuple[MasterFollower, dict[str, Any
         )
         if entry is not None:
             log.info("phoenix: the beacon's settings changed; following with the new ones")
-        _ENTRIES[minion_id] = _Entry(key, config, settings, follower)
+            # Failures of the replaced follower's restarts can no longer be reported by it.
+            _RESTART_FAILURES[:] = [f for f in _RESTART_FAILURES if f[0] is not entry.follower]
+        _ENTRIES[minion_id] = _Entry(key, settings, follower)
         return follower, settings
 
 

@@ -182,7 +182,6 @@ pub fn write_minion_config<'py>(
     let access = AwsAccess::new(config.inner.clone());
     let clients = access.clients(py)?;
     let config = config.inner.clone();
-    let path = drop_in_path.clone();
     let change = wait(py, async move {
         first_boot::write_minion_config(
             &clients,
@@ -190,16 +189,16 @@ pub fn write_minion_config<'py>(
             &minion_id,
             own_master.as_deref(),
             starting.as_ref(),
-            &path,
+            &drop_in_path,
         )
         .await
     })?;
     let result = PyDict::new(py);
     match change {
-        DropInChange::Unchanged => {
+        DropInChange::Unchanged { masters } => {
             result.set_item("changed", false)?;
-            result.set_item("old", dropin::read_masters(&drop_in_path)?)?;
-            result.set_item("masters", dropin::read_masters(&drop_in_path)?)?;
+            result.set_item("old", &masters)?;
+            result.set_item("masters", masters)?;
         }
         DropInChange::Written { old, new } => {
             result.set_item("changed", true)?;

@@ -98,11 +98,10 @@ impl Session {
     fn live_masters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let clients = self.access.clients(py)?;
         let config = self.access.config.clone();
-        let rows = wait(py, async move {
-            registry::read_master_heartbeats(&clients, &config).await
+        let live = wait(py, async move {
+            registry::read_live_masters(&clients, &config).await
         })?;
-        let stale_after_ms = self.access.config.master_stale_after_ms();
-        to_python(py, &registry::live_masters(&rows, now_ms(), stale_after_ms))
+        to_python(py, &live)
     }
 
     fn __repr__(&self) -> String {

@@ -28,6 +28,8 @@ mod tests;
 use std::path::Path;
 
 pub use read::read_masters;
+// For test stand-ins of `update` that must drop repeats exactly as it does.
+#[cfg(test)]
 pub(crate) use render::unique_in_order;
 pub use render::{render, OWNERSHIP_MARKER};
 pub use settings::{DropInSettings, SETTINGS_KEY};
@@ -46,8 +48,9 @@ pub fn write_atomically(path: &Path, contents: &str) -> Result<()> {
 /// What [`update`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DropInChange {
-    /// The drop-in already said exactly this; it was not touched.
-    Unchanged,
+    /// The drop-in already said exactly this; it was not touched. `masters` is the list it
+    /// carries.
+    Unchanged { masters: Vec<String> },
     /// The drop-in was (re)written. `old` is the list it carried before, `None` when there
     /// was no file; it equals `new` when only the settings changed.
     Written {
@@ -72,7 +75,7 @@ pub fn update(path: &Path, masters: &[String], settings: &DropInSettings) -> Res
     let existing = read::read_existing(path)?;
     if let Some(existing) = &existing {
         if existing.text == contents {
-            return Ok(DropInChange::Unchanged);
+            return Ok(DropInChange::Unchanged { masters: new });
         }
     }
     write_atomically(path, &contents)?;

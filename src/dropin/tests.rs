@@ -310,7 +310,9 @@ fn update_does_not_rewrite_an_unchanged_list() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     assert_eq!(
         update(&path, &list, &DropInSettings::default()).unwrap(),
-        DropInChange::Unchanged
+        DropInChange::Unchanged {
+            masters: list.clone()
+        }
     );
     // The same list with a repeat renders the same text.
     assert_eq!(
@@ -320,7 +322,7 @@ fn update_does_not_rewrite_an_unchanged_list() {
             &DropInSettings::default()
         )
         .unwrap(),
-        DropInChange::Unchanged
+        DropInChange::Unchanged { masters: list }
     );
     assert_eq!(version(&path), before);
 }
@@ -543,6 +545,9 @@ proptest! {
         write_atomically(&path, &text).unwrap();
         let unique = render::unique_in_order(&list);
         prop_assert_eq!(read_masters(&path).unwrap(), Some(unique.clone()));
-        prop_assert_eq!(update(&path, &list, &settings).unwrap(), DropInChange::Unchanged);
+        prop_assert_eq!(
+            update(&path, &list, &settings).unwrap(),
+            DropInChange::Unchanged { masters: unique }
+        );
     }
 }

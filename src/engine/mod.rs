@@ -194,10 +194,8 @@ pub async fn heartbeat(
         now,
     )
     .await?;
-    let rows = registry::read_master_heartbeats(clients, config).await?;
-    let stale_after_ms = config.master_stale_after_ms();
     Ok((
         recorded,
-        registry::live_masters(&rows, now_ms(), stale_after_ms),
+        registry::read_live_masters(clients, config).await?,
     ))
 }

@@ -22,7 +22,7 @@ use super::ordered_addresses;
 use super::refresher::Snapshot;
 use super::spread::point_in;
 use crate::config::PhoenixConfig;
-use crate::dropin::{unique_in_order, DropInChange};
+use crate::dropin::DropInChange;
 use crate::error::Result;
 
 /// The timing knobs, in milliseconds.
@@ -164,10 +164,6 @@ impl Follower {
         }
     }
 
-    pub fn minion_id(&self) -> &str {
-        &self.minion_id
-    }
-
     /// One beacon check. `write` makes the drop-in carry a list (normally
     /// [`crate::dropin::update`]); it is called only when a new snapshot arrived.
     pub fn check(
@@ -239,9 +235,9 @@ impl Follower {
             self.own_master.as_deref(),
         );
         match write(&order) {
-            Ok(DropInChange::Unchanged) => {
+            Ok(DropInChange::Unchanged { masters }) => {
                 self.problem = None;
-                self.desired = Some(unique_in_order(&order));
+                self.desired = Some(masters);
                 None
             }
             Ok(DropInChange::Written { old, new }) => {

@@ -4,12 +4,11 @@
 use std::path::Path;
 
 use super::ordered_addresses;
-use super::refresher::read_live_masters;
 use crate::aws::AwsClients;
 use crate::config::PhoenixConfig;
 use crate::dropin::{self, DropInChange};
 use crate::error::{Error, Result};
-use crate::registry::LiveMaster;
+use crate::registry::{self, LiveMaster};
 
 /// Reads the live masters and makes the drop-in at `path` carry them in `minion_id`'s
 /// order, `own_master` (the master this minion runs beside) first while it is live.
@@ -29,7 +28,7 @@ pub async fn write_minion_config(
     starting_master: Option<&LiveMaster>,
     path: &Path,
 ) -> Result<DropInChange> {
-    let mut live = read_live_masters(clients, config).await?;
+    let mut live = registry::read_live_masters(clients, config).await?;
     let mut own_master = own_master;
     if let Some(starting) = starting_master {
         live.retain(|master| master.instance_id != starting.instance_id);

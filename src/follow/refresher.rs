@@ -15,7 +15,7 @@ use super::spread::point_in;
 use crate::aws::AwsClients;
 use crate::config::PhoenixConfig;
 use crate::engine::now_ms;
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::registry::{self, LiveMaster};
 
 /// One complete read of the live masters.
@@ -37,7 +37,6 @@ pub struct RefreshHealth {
     /// Failed reads since the last good one.
     pub failing_for: u64,
     pub last_error: Option<String>,
-    pub last_read_at_ms: Option<i64>,
 }
 
 /// Where the refresher leaves its snapshots.
@@ -82,7 +81,7 @@ impl SnapshotSlot {
     }
 
     /// Records a complete read.
-    pub fn publish(&self, masters: Vec<LiveMaster>, read_at_ms: i64) -> Arc<Snapshot> {
+    pub fn publish(&self, masters: Vec<LiveMaster>, read_at_ms: i64) {
         let mut state = self.lock();
         let health = &mut state.health;
         if health.failing_for > 0 {
@@ -93,14 +92,11 @@ impl SnapshotSlot {
         }
         health.reads += 1;
         health.failing_for = 0;
-        health.last_read_at_ms = Some(read_at_ms);
-        let snapshot = Arc::new(Snapshot {
+        state.latest = Some(Arc::new(Snapshot {
             seq: health.reads,
             masters,
             read_at_ms,
-        });
-        state.latest = Some(Arc::clone(&snapshot));
-        snapshot
+        }));
     }
 
     /// Records a failed read; the previous snapshot stays.
@@ -125,20 +121,6 @@ impl SnapshotSlot {
     }
 }
 
-/// Reads the live masters once: every master row, then the live ones at this minion's
-/// clock.
-pub async fn read_live_masters(
-    clients: &AwsClients,
-    config: &PhoenixConfig,
-) -> Result<Vec<LiveMaster>> {
-    let rows = registry::read_master_heartbeats(clients, config).await?;
-    Ok(registry::live_masters(
-        &rows,
-        now_ms(),
-        config.master_stale_after_ms(),
-    ))
-}
-
 /// The refresher: reads now, then every `refresh_interval` give or take 10% (each minion
 /// its own point, so a fleet does not read in step), until the slot is dropped.
 pub async fn run(slot: Weak<SnapshotSlot>, config: PhoenixConfig, minion_id: String) {
@@ -157,10 +139,9 @@ pub async fn run(slot: Weak<SnapshotSlot>, config: PhoenixConfig, minion_id: Str
             }
         }
         if let Some(clients) = &clients {
-            match tokio::time::timeout(READ_TIMEOUT, read_live_masters(clients, &config)).await {
-                Ok(Ok(masters)) => {
-                    live_slot.publish(masters, now_ms());
-                }
+            let read = registry::read_live_masters(clients, &config);
+            match tokio::time::timeout(READ_TIMEOUT, read).await {
+                Ok(Ok(masters)) => live_slot.publish(masters, now_ms()),
                 Ok(Err(err)) => live_slot.fail(&err),
                 Err(_) => live_slot.fail(&Error::Aws {
                     service: "dynamodb",

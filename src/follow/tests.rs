@@ -52,7 +52,7 @@ impl Disk {
         }
         let new = crate::dropin::unique_in_order(masters);
         if self.list.as_ref() == Some(&new) {
-            return Ok(DropInChange::Unchanged);
+            return Ok(DropInChange::Unchanged { masters: new });
         }
         self.writes.push(new.clone());
         let old = self.list.replace(new.clone());

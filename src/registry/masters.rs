@@ -63,6 +63,19 @@ pub fn live_masters(rows: &[MasterHeartbeat], now_ms: i64, stale_after_ms: i64) 
     live
 }
 
+/// The live masters now, at this host's clock: every master row, then the live ones.
+pub async fn read_live_masters(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+) -> Result<Vec<LiveMaster>> {
+    let rows = read_master_heartbeats(clients, config).await?;
+    Ok(live_masters(
+        &rows,
+        crate::engine::now_ms(),
+        config.master_stale_after_ms(),
+    ))
+}
+
 /// Reads every master row of the cluster with one Query (paginated past 1 MB, which 20
 /// masters never reach), projecting only what the live list needs.
 pub async fn read_master_heartbeats(

@@ -12,7 +12,9 @@ pub use instances::{
     InstanceRecord, LaunchHook,
 };
 pub use keys::{pin_key, registry_minion, KeyPin, PinOutcome, KEY_ATTRIBUTE};
-pub use masters::{live_masters, read_master_heartbeats, LiveMaster, MasterHeartbeat};
+pub use masters::{
+    live_masters, read_live_masters, read_master_heartbeats, LiveMaster, MasterHeartbeat,
+};
 pub use state::{event_time_attribute, moves_forward, InstanceState};
 pub use tables::{create_tables, describe_table, TableDescription, TableSpec};
 

@@ -10,10 +10,7 @@ as systemd would, and journals every restart.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -79,29 +76,6 @@ def _order(minion: SaltMinion, cluster: Cluster) -> list[SaltMaster]:
     return [by_id[i] for i in _core.order_masters(minion.minion_id, list(by_id))]
 
 
-def _minion_config(
-    minion: SaltMinion, wait: float = 60, *extra: str
-) -> subprocess.CompletedProcess[str]:
-    """`phoenix minion-config` for this minion, as user data would run it at first boot."""
-    minion.write_config()
-    return subprocess.run(
-        [
-            str(Path(sys.executable).parent / "phoenix"),
-            "minion-config",
-            "-c",
-            str(minion.conf_dir / "minion"),
-            "--wait",
-            str(wait),
-            *extra,
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=wait + 60,
-        env={**os.environ, **minion.env},
-    )
-
-
 def _config_only_minion(minion_id: str, aws: Emulator, stack: Stack, tmp_path: Path) -> SaltMinion:
     """A minion that is never started: only its config file, for `phoenix minion-config`."""
     return SaltMinion(
@@ -114,7 +88,7 @@ def _config_only_minion(minion_id: str, aws: Emulator, stack: Stack, tmp_path: P
     )
 
 
-def _drop_in_masters(minion: SaltMinion) -> list[str] | None:
+def XX(minion: SaltMinion) -> list[str] | None:
     import yaml
 
     try:
@@ -151,10 +125,10 @@ def _start_minions(aws: Emulator, stack: Stack, cluster: Cluster) -> None:
     )
     for minion in cluster.minions:
         fleet.register(aws, stack, minion.minion_id)
-        result = _minion_config(minion)
+        result = minion.minion_config()
         assert result.returncode == 0, result.stderr
         expected = [m.interface for m in _order(minion, cluster)]
-        assert _drop_in_masters(minion) == expected
+        assert minion.drop_in_masters() == expected
         assert str(minion.drop_in_path) in result.stdout
         minion.start()
     for minion in cluster.minions:
@@ -188,7 +162,7 @@ def test_minions_of_a_hung_master_restart_onto_a_live_one_and_the_others_do_not(
     assert changed["restart"] is None
     assert changed["new"] == [m.interface for m in _order(served, cluster) if m is not unused]
     wait_for(
-        lambda: unused.interface not in (_drop_in_masters(bystander) or [unused.interface]),
+        lambda: unused.interface not in (bystander.drop_in_masters() or [unused.interface]),
         30,
         "the bystander's drop-in to lose the hung master",
     )
@@ -201,14 +175,14 @@ def test_minions_of_a_hung_master_restart_onto_a_live_one_and_the_others_do_not(
     hung_at = time.time()
     _hang(first_of_served)
     wait_for(served.restarts, 60, "the served minion to restart")
-    assert _drop_in_masters(served) == [first_of_bystander.interface]
+    assert served.drop_in_masters() == [first_of_bystander.interface]
     wait_for(
         lambda: _answers(first_of_bystander, served.minion_id),
         120,
         "the restarted minion to answer through the live master",
     )
     wait_for(
-        lambda: _drop_in_masters(bystander) == [first_of_bystander.interface],
+        lambda: bystander.drop_in_masters() == [first_of_bystander.interface],
         30,
         "the bystander's drop-in to lose its second master",
     )
@@ -264,7 +238,7 @@ def test_minion_config_waits_for_a_live_master_and_never_touches_a_foreign_file(
 ) -> None:
     minion = _config_only_minion("i-0b00000000000cafe", aws, stack, tmp_path)
     # No master is live: it waits as long as told, then fails, writing nothing.
-    result = _minion_config(minion, wait=0)
+    result = minion.minion_config(wait=0)
     assert result.returncode == 1
     assert "no live master" in result.stderr
     assert not minion.drop_in_path.exists()
@@ -283,23 +257,23 @@ def test_minion_config_waits_for_a_live_master_and_never_touches_a_foreign_file(
     assert registry.live_masters()
     minion.drop_in_path.parent.mkdir(parents=True)
     minion.drop_in_path.write_text("master: salt.example.com\n")
-    result = _minion_config(minion, wait=0)
+    result = minion.minion_config(wait=0)
     assert result.returncode == 1
     assert "not managed by Phoenix" in result.stderr
     assert minion.drop_in_path.read_text() == "master: salt.example.com\n"
 
     # Once the path is Phoenix's, the live master is written.
     minion.drop_in_path.unlink()
-    result = _minion_config(minion, wait=0)
+    result = minion.minion_config(wait=0)
     assert result.returncode == 0, result.stderr
-    assert _drop_in_masters(minion) == ["10.0.0.1"]
+    assert minion.drop_in_masters() == ["10.0.0.1"]
     assert "was: no file" in result.stdout
 
     # A master starting on this host, not registered yet: listed first, with the live one.
-    result = _minion_config(minion, 0, "--starting-master", "10.0.0.9")
+    result = minion.minion_config(0, "--starting-master", "10.0.0.9")
     assert result.returncode == 0, result.stderr
-    assert _drop_in_masters(minion) == ["10.0.0.9", "10.0.0.1"]
-    result = _minion_config(minion, 0, "--starting-master", "10.0.0.9")
+    assert minion.drop_in_masters() == ["10.0.0.9", "10.0.0.1"]
+    result = minion.minion_config(0, "--starting-master", "10.0.0.9")
     assert "unchanged" in result.stdout
 
 
@@ -307,6 +281,6 @@ def test_the_first_master_of_a_cluster_does_not_wait_for_itself(
     aws: Emulator, stack: Stack, tmp_path: Path
 ) -> None:
     minion = _config_only_minion("i-0a0000000000000a1", aws, stack, tmp_path)
-    result = _minion_config(minion, 0, "--starting-master", "10.0.0.1")
+    result = minion.minion_config(0, "--starting-master", "10.0.0.1")
     assert result.returncode == 0, result.stderr
-    assert _drop_in_masters(minion) == ["10.0.0.1"]
+    assert minion.drop_in_masters() == ["10.0.0.1"]

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -121,21 +120,7 @@ class Demo:
 
     def write_minion_config(self) -> str:
         """What user data does before salt-minion first starts."""
-        result = subprocess.run(
-            [
-                str(Path(sys.executable).parent / "phoenix"),
-                "minion-config",
-                "-c",
-                str(self._written_minion_config()),
-                "--wait",
-                "60",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env={**os.environ, **self.minion.env},
-        )
+        result = self.minion.minion_config(wait=60)
         if result.returncode != 0:
             raise RuntimeError(f"phoenix minion-config failed: {result.stderr}")
         self.minion.start()
@@ -150,15 +135,8 @@ class Demo:
             f"minion {self.minion.minion_id}'s key is pending: the registry does not know it"
         )
 
-    def _written_minion_config(self) -> Path:
-        self.minion.write_config()
-        return self.minion.conf_dir / "minion"
-
     def drop_in_masters(self) -> list[str]:
-        import yaml
-
-        masters: list[str] = yaml.safe_load(self.minion.drop_in_path.read_text())["master"]
-        return masters
+        return self.minion.drop_in_masters() or []
 
     @property
     def first_master(self) -> SaltMaster:

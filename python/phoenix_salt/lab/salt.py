@@ -275,6 +275,34 @@ class SaltMinion(_SaltDaemon):
         """Where the beacon keeps this minion's master list (its default place)."""
         return self.conf_dir / "minion.d" / "phoenix-masters.conf"
 
+    def drop_in_masters(self) -> list[str] | None:
+        """The master list the drop-in carries, None when there is no drop-in."""
+        try:
+            masters: list[str] = yaml.safe_load(self.drop_in_path.read_text())["master"]
+        except FileNotFoundError:
+            return None
+        return masters
+
+    def minion_config(self, wait: float = 60, *extra: str) -> subprocess.CompletedProcess[str]:
+        """`phoenix minion-config` for this minion, as user data runs it at first boot."""
+        self.write_config()
+        return subprocess.run(
+            [
+                str(self.bin_dir / "phoenix"),
+                "minion-config",
+                "-c",
+                str(self.conf_dir / "minion"),
+                "--wait",
+                str(wait),
+                *extra,
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=wait + 60,
+            env=self.env,
+        )
+
     @property
     def pki_dir(self) -> Path:
         return self.root / "etc" / "salt" / "pki" / "minion"
