@@ -27,11 +27,20 @@ Every option lives in the ``phoenix:`` block (docs/configuration.md). Events fir
 - ``phoenix/message/rejected`` for a message that can never be applied
 - ``phoenix/key/reconciled`` with the key actions a reconcile carried out on this master
 - ``phoenix/key/mismatch`` when a key claims a pinned id with another key
+- ``phoenix/highstate/<id>/succeeded``, ``.../retrying`` and ``.../failed`` when a first
+  highstate's attempt ends (``.../started`` comes from ``highstate_runner``)
 
 It also keeps this master's minion keys in line with the registry (docs/keys.md): a full
 reconcile every ``phoenix.keys.reconcile_interval`` seconds, and a reconcile of one id as
 soon as that id's key waits for acceptance (``salt/auth`` with ``act: pend``), Salt denies
 it, or the registry learns of the instance (``phoenix/instance/<id>/...``).
+
+And it follows every new minion's first highstate (docs/highstate.md): it records the
+return of each attempt as it reaches this master, and every
+``phoenix.highstate.check_interval`` seconds it sweeps the registry: attempts past their
+timeout are recorded as failed, due retries are started when the minion answers this
+master, and (with ``phoenix.highstate_gating``) launches that wait get lifecycle heartbeats
+and are completed once the first highstate is done.
 """
 
 import logging
@@ -197,6 +206,95 @@ def _reconcile_keys(opts, config, interval, stopping):
         bus.destroy()
 
 
+def _highstate_loop(config, interval, stopping):
+    """Follows first highstates until salt-master stops; whatever fails, it waits and
+    starts over."""
+    failures = 0
+    while not stopping.is_set():
+        try:
+            _follow_highstates(config, interval, stopping)
+            return
+        except Exception:  # a bug, or Salt's client failing to load: try again later
+            failures += 1
+            log.exception(
+                "phoenix: following first highstates failed; starting over in %.0f s",
+                _backoff(failures),
+            )
+            stopping.wait(_backoff(failures))
+
+
+def _follow_highstates(config, interval, stopping):
+    import salt.utils.event
+
+    import phoenix_salt
+    from phoenix_salt.highstate import FirstHighstates, job_return
+
+    opts = dict(__opts__)
+    listener = salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=True)
+    bus = _bus()
+    highstates = FirstHighstates(opts, config, lambda events: _fire(bus, events))
+    # Returns that could not be recorded (AWS failing): tried again before each sweep, so
+    # none is lost while this engine runs (the attempt's timeout covers a restart).
+    unrecorded = []
+    failures = 0
+    next_sweep = 0.0
+    try:
+        while not stopping.is_set():
+            now = time.monotonic()
+            if now >= next_sweep:
+                try:
+                    while unrecorded:
+                        highstates.returned(*unrecorded[0])
+                        unrecorded.pop(0)
+                    report = highstates.sweep()
+                    failures = 0
+                    next_sweep = time.monotonic() + interval
+                    if report["timed_out"] or report["completed"] or report["retried"]:
+                        log.info(
+                            "phoenix: first highstates: %d timed out, %d launches completed, "
+                            "%d retries started",
+                            len(report["timed_out"]),
+                            len(report["completed"]),
+                            sum(1 for r in report["retried"] if r["published"]),
+                        )
+                except phoenix_salt.PhoenixError as exc:
+                    failures += 1
+                    next_sweep = time.monotonic() + _backoff(failures)
+                    log.warning(
+                        "phoenix: first-highstate sweep failed (%s: %s); next try in %.0f s",
+                        type(exc).__name__,
+                        exc,
+                        _backoff(failures),
+                    )
+                continue
+            # Never wait=0: Salt reads that as "block forever".
+            event = listener.get_event(
+                wait=max(0.05, min(1.0, next_sweep - now)), full=True, no_block=False
+            )
+            if not event:
+                continue
+            data = event.get("data") or {}
+            found = job_return(event.get("tag", ""), data)
+            if found is None:
+                continue
+            try:
+                highstates.returned(*found, data)
+            except phoenix_salt.PhoenixError as exc:
+                log.warning(
+                    "phoenix: recording the return of job %s from %s failed (%s: %s); "
+                    "trying again before the next sweep",
+                    found[1],
+                    found[0],
+                    type(exc).__name__,
+                    exc,
+                )
+                unrecorded.append((*found, data))
+    finally:
+        highstates.close()
+        listener.destroy()
+        bus.destroy()
+
+
 def start():
     """The engine's main loop, run by Salt in its own process until salt-master stops."""
     import phoenix_salt
@@ -231,6 +329,13 @@ def start():
         target=_key_loop,
         args=(config, settings["keys"]["reconcile_interval"], stopping),
         name="phoenix-keys",
+        daemon=True,
+    ).start()
+
+    threading.Thread(
+        target=_highstate_loop,
+        args=(config, settings["highstate"]["check_interval"], stopping),
+        name="phoenix-highstate",
         daemon=True,
     ).start()
 

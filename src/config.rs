@@ -50,6 +50,42 @@ pub struct PhoenixConfig {
     pub drop_in: DropInSettings,
     /// How a minion's `master_list` beacon follows the live masters.
     pub beacon: BeaconSettings,
+    /// How the masters run every new minion's first highstate.
+    pub highstate: HighstateSettings,
+}
+
+/// The first highstate's knobs (`phoenix.highstate`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HighstateSettings {
+    /// Attempts of a first highstate, the first one included, before it is recorded as
+    /// failed for good.
+    pub attempts: u32,
+    /// Seconds before the second attempt; each later attempt waits twice as long.
+    pub retry_delay: f64,
+    /// Seconds: the longest wait between two attempts.
+    pub retry_max_delay: f64,
+    /// Seconds an attempt may run without a return before it counts as failed.
+    pub timeout: f64,
+    /// Seconds between two sweeps of the registry by each master's engine: due retries,
+    /// attempts past their timeout, lifecycle heartbeats and completions left to do.
+    pub check_interval: f64,
+    /// Seconds between two heartbeats of a launch lifecycle action that waits for a first
+    /// highstate (with `highstate_gating`); well below the hook's HeartbeatTimeout.
+    pub lifecycle_heartbeat_interval: f64,
+}
+
+impl HighstateSettings {
+    /// Milliseconds to wait before attempt `next` (2, 3, ...): `retry_delay` doubled for
+    /// each attempt after the second, at most `retry_max_delay`.
+    pub fn retry_delay_ms(&self, next: u32) -> i64 {
+        let doublings = next.saturating_sub(2).min(30);
+        let seconds = (self.retry_delay * f64::from(1u32 << doublings)).min(self.retry_max_delay);
+        (seconds * 1000.0) as i64
+    }
+
+    pub fn timeout_ms(&self) -> i64 {
+        (self.timeout * 1000.0) as i64
+    }
 }
 
 /// The minion key policy's knobs (`phoenix.keys`).
@@ -152,6 +188,19 @@ struct RawConfig {
     drop_in: DropInSettings,
     #[serde(default)]
     beacon: RawBeaconSettings,
+    #[serde(default)]
+    highstate: RawHighstateSettings,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHighstateSettings {
+    attempts: Option<u32>,
+    retry_delay: Option<f64>,
+    retry_max_delay: Option<f64>,
+    timeout: Option<f64>,
+    check_interval: Option<f64>,
+    lifecycle_heartbeat_interval: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -197,6 +246,12 @@ pub mod defaults {
     pub const RESTART_JITTER: f64 = 5.0;
     pub const RESTART_SPLAY: f64 = 300.0;
     pub const MIN_RESTART_INTERVAL: f64 = 60.0;
+    pub const HIGHSTATE_ATTEMPTS: u32 = 3;
+    pub const HIGHSTATE_RETRY_DELAY: f64 = 60.0;
+    pub const HIGHSTATE_RETRY_MAX_DELAY: f64 = 900.0;
+    pub const HIGHSTATE_TIMEOUT: f64 = 3600.0;
+    pub const HIGHSTATE_CHECK_INTERVAL: f64 = 30.0;
+    pub const LIFECYCLE_HEARTBEAT_INTERVAL: f64 = 300.0;
 }
 
 impl PhoenixConfig {
@@ -373,6 +428,60 @@ impl RawConfig {
                 self.drop_in
             },
             beacon: self.beacon.validate()?,
+            highstate: self.highstate.validate()?,
+        })
+    }
+}
+
+impl RawHighstateSettings {
+    fn validate(self) -> Result<HighstateSettings> {
+        let attempts = self.attempts.unwrap_or(defaults::HIGHSTATE_ATTEMPTS);
+        if !(1..=20).contains(&attempts) {
+            return Err(Error::config(
+                "phoenix.highstate.attempts",
+                format!("{attempts} is out of range: between 1 and 20"),
+            ));
+        }
+        let retry_delay = self.retry_delay.unwrap_or(defaults::HIGHSTATE_RETRY_DELAY);
+        check_range("phoenix.highstate.retry_delay", retry_delay, 0.0, 86400.0)?;
+        let retry_max_delay = self
+            .retry_max_delay
+            .unwrap_or(defaults::HIGHSTATE_RETRY_MAX_DELAY.max(retry_delay));
+        check_range(
+            "phoenix.highstate.retry_max_delay",
+            retry_max_delay,
+            retry_delay,
+            86400.0,
+        )?;
+        let timeout = self.timeout.unwrap_or(defaults::HIGHSTATE_TIMEOUT);
+        check_range("phoenix.highstate.timeout", timeout, 5.0, 86400.0)?;
+        let check_interval = self
+            .check_interval
+            .unwrap_or(defaults::HIGHSTATE_CHECK_INTERVAL);
+        check_range(
+            "phoenix.highstate.check_interval",
+            check_interval,
+            1.0,
+            3600.0,
+        )?;
+        let lifecycle_heartbeat_interval = self
+            .lifecycle_heartbeat_interval
+            .unwrap_or(defaults::LIFECYCLE_HEARTBEAT_INTERVAL);
+        // AutoScaling's HeartbeatTimeout is at least 30 s: a heartbeat every 30 s or more often
+        // keeps any hook alive, one per second is plenty.
+        check_range(
+            "phoenix.highstate.lifecycle_heartbeat_interval",
+            lifecycle_heartbeat_interval,
+            1.0,
+            3600.0,
+        )?;
+        Ok(HighstateSettings {
+            attempts,
+            retry_delay,
+            retry_max_delay,
+            timeout,
+            check_interval,
+            lifecycle_heartbeat_interval,
         })
     }
 }
@@ -736,6 +845,50 @@ mod tests {
     fn one_group_cannot_hold_both_roles() {
         let json = r#"{"cluster": "p", "master_groups": ["g"], "minion_groups": ["g"]}"#;
         assert_eq!(err_key(json), "phoenix.minion_groups");
+    }
+
+    #[test]
+    fn the_first_highstate_has_defaults_and_names_its_bad_keys() {
+        let config = PhoenixConfig::from_json(r#"{"cluster": "p"}"#).unwrap();
+        assert_eq!(config.highstate.attempts, defaults::HIGHSTATE_ATTEMPTS);
+        assert_eq!(config.highstate.retry_delay_ms(2), 60_000);
+        assert_eq!(config.highstate.retry_delay_ms(3), 120_000);
+        assert_eq!(config.highstate.retry_delay_ms(30), 900_000);
+        assert_eq!(config.highstate.timeout_ms(), 3_600_000);
+        // A retry delay above the default cap raises the cap with it.
+        let slow =
+            PhoenixConfig::from_json(r#"{"cluster": "p", "highstate": {"retry_delay": 1200}}"#)
+                .unwrap();
+        assert_eq!(slow.highstate.retry_delay_ms(4), 1_200_000);
+        for (json, key) in [
+            (
+                r#"{"highstate": {"attempts": 0}}"#,
+                "phoenix.highstate.attempts",
+            ),
+            (
+                r#"{"highstate": {"retry_delay": -1}}"#,
+                "phoenix.highstate.retry_delay",
+            ),
+            (
+                r#"{"highstate": {"retry_delay": 60, "retry_max_delay": 30}}"#,
+                "phoenix.highstate.retry_max_delay",
+            ),
+            (
+                r#"{"highstate": {"timeout": 1}}"#,
+                "phoenix.highstate.timeout",
+            ),
+            (
+                r#"{"highstate": {"check_interval": 0}}"#,
+                "phoenix.highstate.check_interval",
+            ),
+            (
+                r#"{"highstate": {"retries": 3}}"#,
+                "phoenix.highstate.retries",
+            ),
+        ] {
+            let json = json.replacen('{', r#"{"cluster": "p", "#, 1);
+            assert_eq!(err_key(&json), key, "{json}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod files;
 pub mod follow;
+pub mod highstate;
 pub mod key_manager;
 pub mod keys;
 pub mod lifecycle;

@@ -9,6 +9,7 @@ from typing import Any
 REACTIONS = (
     ("salt/auth", "auth_pending.sls"),
     ("phoenix/instance/*/terminated", "instance_terminated.sls"),
+    ("salt/minion/*/start", "minion_start.sls"),
 )
 
 

@@ -1,5 +1,5 @@
 """What the registry says about a cluster: masters (live or stale, heartbeat age) and
-minions (state, group, launch time, pinned key). Shared by ``phoenix status`` and
+minions (state, group, launch time, pinned key, first highstate). Shared by ``phoenix status`` and
 ``salt-run phoenix.status``."""
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ def cluster_status(session: Session) -> dict[str, Any]:
             "launch_ms": row.get("launch_ms"),
             "waiting_for_lifecycle": row.get("launch_hook") is not None,
             "key": _pinned(row),
+            "highstate": _highstate(row),
         }
         for row in session.list_instances("minion")
     ]
@@ -47,6 +48,16 @@ def _pinned(row: dict[str, Any]) -> str | None:
     key = row.get("key") or {}
     fingerprint = key.get("fingerprint")
     return None if fingerprint is None else str(fingerprint)
+
+
+def _highstate(row: dict[str, Any]) -> str | None:
+    """Where the instance's first highstate stands: ``succeeded``, ``retrying 1/3`` ..."""
+    record = row.get("first_highstate")
+    if not record:
+        return None
+    if record["status"] in ("running", "retrying", "failed"):
+        return f"{record['status']} (attempt {record['attempt']})"
+    return str(record["status"])
 
 
 def _short(fingerprint: str | None) -> str:
@@ -68,13 +79,14 @@ def render(status: dict[str, Any]) -> str:
     lines += [
         "",
         "MINIONS",
-        f"{'instance':<21} {'state':<12} {'group':<28} {'lifecycle':<9} pinned key",
+        f"{'instance':<21} {'state':<12} {'group':<28} {'lifecycle':<9} "
+        f"{'first highstate':<24} pinned key",
     ]
     for m in status["minions"]:
         waiting = "waiting" if m["waiting_for_lifecycle"] else "-"
         lines.append(
             f"{m['instance_id']:<21} {m['state']:<12} {m['group'] or '-':<28} {waiting:<9} "
-            f"{_short(m['key'])}"
+            f"{m['highstate'] or '-':<24} {_short(m['key'])}"
         )
     if not status["minions"]:
         lines.append("(none)")

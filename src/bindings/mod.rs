@@ -8,6 +8,7 @@ mod convert;
 mod engine;
 mod errors;
 mod follow;
+mod highstate;
 mod keys;
 mod logging;
 mod master_key;
@@ -28,6 +29,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_class::<keys::KeyManager>()?;
     m.add_class::<follow::MasterFollower>()?;
+    m.add_class::<highstate::FirstHighstate>()?;
     m.add_function(wrap_pyfunction!(messages::parse_message, m)?)?;
     m.add_function(wrap_pyfunction!(keys::plan_key_actions, m)?)?;
     m.add_function(wrap_pyfunction!(keys::pem_fingerprint, m)?)?;

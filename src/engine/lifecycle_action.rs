@@ -56,6 +56,30 @@ pub async fn complete(
     }
 }
 
+/// Keeps the lifecycle action of `instance_id` held by `hook` waiting for another
+/// HeartbeatTimeout. `AlreadyOver` when AutoScaling no longer waits for it.
+pub async fn heartbeat(
+    clients: &AwsClients,
+    hook: &LaunchHook,
+    instance_id: &str,
+) -> Result<Completion> {
+    let outcome = clients
+        .autoscaling
+        .record_lifecycle_action_heartbeat()
+        .auto_scaling_group_name(&hook.group)
+        .lifecycle_hook_name(&hook.hook_name)
+        .lifecycle_action_token(&hook.token)
+        .instance_id(instance_id)
+        .send()
+        .await
+        .aws_context("autoscaling", "RecordLifecycleActionHeartbeat");
+    match outcome {
+        Ok(_) => Ok(Completion::Completed),
+        Err(err) if is_already_over(&err) => Ok(Completion::AlreadyOver),
+        Err(err) => Err(err),
+    }
+}
+
 fn is_already_over(err: &Error) -> bool {
     matches!(
         err,

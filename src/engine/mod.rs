@@ -21,7 +21,7 @@ use serde::Serialize;
 pub use apply::{apply_message, resolve_role, MessageOutcome};
 pub use events::{masters_changed, BusEvent};
 pub use identity::{resolve_identity, MasterIdentity};
-pub use lifecycle_action::{complete, ActionResult, Completion};
+pub use lifecycle_action::{complete, heartbeat as lifecycle_heartbeat, ActionResult, Completion};
 pub use queue::{QueueMessage, BATCH, LONG_POLL_SECONDS};
 
 use crate::aws::AwsClients;

@@ -18,6 +18,7 @@ use super::{CLUSTER_KEY, EXPIRES_AT, INSTANCE_KEY};
 use crate::aws::{AwsClients, AwsResultExt};
 use crate::config::PhoenixConfig;
 use crate::error::{Error, Result};
+use crate::highstate::{HighstateRecord, RECORD_ATTRIBUTE};
 use crate::lifecycle::{EventKind, InstanceEvent, Role};
 
 /// What applying one event did to its row.
@@ -48,6 +49,8 @@ pub struct InstanceRecord {
     pub launch_hook: Option<LaunchHook>,
     /// The minion key pinned at first acceptance.
     pub key: Option<KeyPin>,
+    /// The instance's first highstate, once one was started.
+    pub first_highstate: Option<HighstateRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -376,6 +379,15 @@ fn record_from_item(role: Role, item: &HashMap<String, AttributeValue>) -> Resul
         expires_at: number(EXPIRES_AT),
         launch_hook,
         key: item.get(KEY_ATTRIBUTE).and_then(KeyPin::from_attribute),
+        // An unreadable record must not hide the row (its key would be left unmanaged);
+        // writes of the record stay conditional on what they read, so none overwrites it.
+        first_highstate: item.get(RECORD_ATTRIBUTE).and_then(|value| {
+            let record = HighstateRecord::from_attribute(value);
+            if record.is_none() {
+                log::warn!("registry row {instance_id} has an unreadable {RECORD_ATTRIBUTE}");
+            }
+            record
+        }),
         instance_id,
     })
 }

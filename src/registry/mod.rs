@@ -1,12 +1,14 @@
 //! The instance registry in DynamoDB: one table of masters and one of minions, both keyed by
 //! (cluster, instance id), so reading one cluster's masters is a single Query.
 
+mod highstate;
 mod instances;
 mod keys;
 mod masters;
 mod state;
 mod tables;
 
+pub use highstate::write_highstate;
 pub use instances::{
     apply_event, clear_launch_hook, get, list, record_heartbeat, table_for, Applied,
     InstanceRecord, LaunchHook,

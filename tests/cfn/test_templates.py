@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
+from phoenix_salt.reactor import REACTIONS
+
 try:
     from cfnlint.decode import cfn_yaml
 except ImportError:  # the tests that need it fail with the install hint
@@ -567,8 +569,13 @@ def test_master_user_data_configures_phoenix_engine_reactor_and_git(
     for document in documents:
         merged.update(document)
     assert {"instance_manager": {}} in merged["engines"]
-    reactor_tags = {tag for entry in merged["reactor"] for tag in entry}
-    assert {"salt/auth", "salt/minion/*/start"} <= reactor_tags
+    # The user data wires exactly Phoenix's reactions, each to the file the wheel ships.
+    wired = {
+        tag: [path.rsplit("/", 1)[-1] for path in paths]
+        for entry in merged["reactor"]
+        for tag, paths in entry.items()
+    }
+    assert wired == {tag: [name] for tag, name in REACTIONS}
     assert merged["fileserver_backend"] == ["gitfs"]
     assert merged["gitfs_remotes"] == [
         {"https://git.example.com/salt/states.git": [{"base": "main"}]}

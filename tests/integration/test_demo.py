@@ -1,6 +1,7 @@
 """`make demo` runs end to end: the key of a minion the registry does not know waits, and is
-accepted once AutoScaling's launch reaches the registry; when the minion's master hangs, the
-minion follows to the live master."""
+accepted once AutoScaling's launch reaches the registry; its first highstate runs once and
+lets the launch go on; when the minion's master hangs, the minion follows to the live master
+without running its first highstate again."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def test_the_demo_runs_the_main_job() -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "key is pending: the registry does not know it" in result.stdout
     assert "accepted and pinned" in result.stdout
+    assert "its launch waits for its first highstate" in result.stdout
     assert "lifecycle action CONTINUE" in result.stdout
+    assert "its first highstate not run again" in result.stdout
     assert "pre-seeded the key" in result.stdout
     assert "the beacon restarted the minion" in result.stdout

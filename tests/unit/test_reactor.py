@@ -58,6 +58,15 @@ def test_a_terminated_instance_reconciles_that_id_only() -> None:
     assert _render("instance_terminated.sls", f"phoenix/instance/{ID}/launched", {}) is None
 
 
+def test_a_minion_start_asks_for_its_first_highstate() -> None:
+    tag = f"salt/minion/{ID}/start"
+    data = {"id": ID, "data": f"Minion {ID} started at Sun Nov 22 10:00:00 2026"}
+    assert _render("minion_start.sls", tag, data) == {
+        "phoenix_first_highstate": {"runner.highstate_runner.run": [{"minion_id": ID}]}
+    }
+    assert _render("minion_start.sls", tag, {}) is None
+
+
 def test_the_config_block_names_installed_files() -> None:
     block = reactor_config()["reactor"]
     assert [next(iter(entry)) for entry in block] == [tag for tag, _ in REACTIONS]

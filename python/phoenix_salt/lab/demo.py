@@ -28,6 +28,7 @@ from phoenix_salt.lab.lifecycle_actions import LifecycleActions
 from phoenix_salt.lab.processes import stop_all, wait_for
 from phoenix_salt.lab.salt import SaltMaster, SaltMinion
 from phoenix_salt.lab.stack import Stack, provision
+from phoenix_salt.reactor import reactor_config
 
 CLUSTER = "demo"
 
@@ -79,6 +80,7 @@ class Demo:
         self.lifecycle = LifecycleActions(upstream=self.emulator.url)
         self.stack: Stack | None = None
         self.cluster: Cluster | None = None
+        self.launch_token = ""
 
     def start_emulator(self) -> str:
         self.emulator.start()
@@ -101,22 +103,73 @@ class Demo:
                 master_stale_after=10,
                 keys={"reconcile_interval": 5},
                 beacon={"refresh_interval": 2, "restart_jitter": 1, "min_restart_interval": 10},
+                # The launch goes on only once the minion's first highstate succeeded.
+                highstate_gating=True,
+                highstate={"check_interval": 2},
             ),
             masters=2,
             minions=1,
             # Salt accepts no key by itself: Phoenix does, for instances the registry knows.
-            master_opts={"engines": [{"instance_manager": {}}], "auto_accept": False},
+            # Phoenix's reactor runs each new minion's first highstate.
+            master_opts={
+                "engines": [{"instance_manager": {}}],
+                "auto_accept": False,
+                **reactor_config(),
+            },
             minion_opts={"beacons": {"master_list": [{"interval": 1}]}},
             extra_env=self.lifecycle.env(),
             # The minion's restarts go through the lab's stand-in for systemd.
             supervised_minions=True,
         )
         self.cluster.start(start_minions=False)
+        self._write_state_tree()
         session = _core.Session(_core.Config.from_json(json.dumps(self.stack.phoenix_block())))
         wait_for(
             lambda: len(session.live_masters()) == 2, 60, "both masters to register and heartbeat"
         )
         return "2 masters (127.0.0.1, 127.0.0.2) registered themselves and heartbeat"
+
+    def _write_state_tree(self) -> None:
+        """The highstate every master serves: one managed file in the minion's directory."""
+        assert self.cluster is not None
+        motd = self.minion.root / "motd"
+        for master in self.cluster.masters:
+            tree = Path(master.opts["file_roots"]["base"][0])
+            tree.mkdir(parents=True, exist_ok=True)
+            (tree / "top.sls").write_text("base:\n  '*':\n    - demo\n")
+            (tree / "demo.sls").write_text(
+                f"motd:\n  file.managed:\n    - name: {motd}\n"
+                "    - contents: configured by its first highstate\n"
+            )
+
+    def first_highstate(self) -> str:
+        """The reactor ran the minion's first highstate once; the launch went on after it."""
+        assert self.stack is not None
+        minion = self.minion.minion_id
+        wait_for(
+            lambda: self._highstate().get("status") == "succeeded",
+            120,
+            "the minion's first highstate to succeed",
+        )
+        wait_for(
+            lambda: self.lifecycle.get(self.launch_token).status == "completed",
+            60,
+            "the launch lifecycle action to be completed",
+        )
+        record = self._highstate()
+        return (
+            f"{minion}: attempt {record['attempt']} (job {record['jid']}) on "
+            f"{record['master']}, {record['changed']} state changed; "
+            f"lifecycle action {self.lifecycle.get(self.launch_token).result}"
+        )
+
+    def _highstate(self) -> dict[str, Any]:
+        assert self.stack is not None
+        highstates = _core.FirstHighstate(
+            _core.Config.from_json(json.dumps(self.stack.phoenix_block()))
+        )
+        row = highstates.status(self.minion.minion_id) or {}
+        return row.get("first_highstate") or {}
 
     def write_minion_config(self) -> str:
         """What user data does before salt-minion first starts."""
@@ -174,12 +227,14 @@ class Demo:
             messages.LAUNCHING, instance, group, action.token, "phoenix-launch", messages.aws_time()
         )
         self.stack.send(self.emulator, hook)
+        self.launch_token = action.token
+        session = _core.Session(_core.Config.from_json(json.dumps(self.stack.phoenix_block())))
         wait_for(
-            lambda: self.lifecycle.get(action.token).status == "completed",
+            lambda: (session.get_instance("minion", instance) or {}).get("launch_hook"),
             60,
-            "the engine to record the launch and complete its lifecycle action",
+            "the engine to record the launch",
         )
-        return f"{instance} registered; lifecycle action {self.lifecycle.get(action.token).result}"
+        return f"{instance} registered as launching; its launch waits for its first highstate"
 
     def key_accepted(self) -> str:
         minion = self.minion.minion_id
@@ -204,6 +259,7 @@ class Demo:
         sees nothing); its heartbeat goes stale and the beacon moves the minion."""
         hung, live = self.first_master, self.other_master
         minion = self.minion.minion_id
+        jid = self._highstate()["jid"]
         hung_at = time.time()
         hung.process.signal_group(signal.SIGSTOP)
         wait_for(self.minion.restarts, 90, "the beacon to restart the minion")
@@ -213,9 +269,11 @@ class Demo:
             90,
             f"the minion to answer through {live.name}",
         )
+        again = "not run again" if self._highstate()["jid"] == jid else "RUN AGAIN"
         return (
             f"{hung.name} hung; the beacon restarted the minion {restarted:.0f} s later "
-            f"(drop-in now {', '.join(self.drop_in_masters())}); it answers through {live.name}"
+            f"(drop-in now {', '.join(self.drop_in_masters())}); it answers through {live.name}; "
+            f"its first highstate {again}"
         )
 
     def versions(self) -> str:
@@ -249,6 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeline.run("phoenix minion-config, then start salt-minion", demo.write_minion_config)
         timeline.run("AutoScaling launches the minion (lifecycle hook -> SQS)", demo.launch_minion)
         timeline.run("Phoenix accepts its key (registry-checked)", demo.key_accepted)
+        timeline.run("its first highstate runs once, then the launch goes on", demo.first_highstate)
         timeline.run("salt-run phoenix.version", demo.versions)
         live = demo.other_master
         timeline.run("the minion's master hangs: the minion follows", demo.master_hangs)

@@ -1,0 +1,145 @@
+"""Every new minion's first highstate, on the Salt side: publishing attempts and reading
+their returns. The record, the claim that makes one master run each attempt, the retries
+and the lifecycle gating live in the core (``_core.FirstHighstate``); this module only does
+what needs Salt: generating job ids, publishing ``state.apply`` without waiting for it, and
+pinging a minion before a retry. See docs/highstate.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from phoenix_salt._core import Config
+
+log = logging.getLogger(__name__)
+
+# The job functions whose returns can be a first highstate (Phoenix publishes state.apply;
+# the record's job id decides, so an operator's own runs never count).
+HIGHSTATE_FUNCTIONS = frozenset({"state.apply", "state.highstate"})
+# How long a minion has to answer the ping that precedes a retry.
+RETRY_PING_TIMEOUT_SECONDS = 5
+
+
+def job_return(tag: str, data: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``(minion_id, jid)`` when an event is the return of a highstate job, else None."""
+    if not tag.startswith("salt/job/") or "/ret/" not in tag:
+        return None
+    if data.get("fun") not in HIGHSTATE_FUNCTIONS:
+        return None
+    minion_id, jid = data.get("id"), data.get("jid")
+    if not isinstance(minion_id, str) or not isinstance(jid, str):
+        return None
+    return minion_id, jid
+
+
+class FirstHighstates:
+    """First highstates as seen from one master. ``fire(events)`` puts the core's events on
+    the master's bus."""
+
+    def __init__(
+        self,
+        opts: Mapping[str, Any],
+        config: Config,
+        fire: Callable[[list[dict[str, Any]]], None],
+    ) -> None:
+        from phoenix_salt import _core
+
+        self.opts = dict(opts)
+        self.core = _core.FirstHighstate(config)
+        self.fire = fire
+        self._client: Any = None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.destroy()
+            self._client = None
+
+    def _local(self) -> Any:
+        if self._client is None:
+            import salt.client
+
+            self._client = salt.client.LocalClient(mopts=self.opts)
+        return self._client
+
+    def start(self, minion_id: str, mode: str = "first") -> dict[str, Any]:
+        """Claims the next attempt (``mode``: first, retry or rerun) and, when this master
+        won it, publishes ``state.apply`` to the minion without waiting for it: the engine
+        records the return. Returns the claim's report, with ``published`` and ``error``."""
+        import salt.utils.jid
+
+        jid = salt.utils.jid.gen_jid(self.opts)
+        report = self.core.claim(minion_id, self.core.master_id(), jid, mode)
+        self.fire(report["events"])
+        report["published"] = False
+        report["error"] = None
+        if not report["claimed"]:
+            log.info("phoenix: no first highstate for %s now: %s", minion_id, report["reason"])
+            return report
+        error = self._publish(minion_id, jid)
+        if error is None:
+            report["published"] = True
+            return report
+        log.error("phoenix: first highstate of %s not published: %s", minion_id, error)
+        failed = self.core.fail(minion_id, jid, error)
+        self.fire(failed["events"])
+        report["error"] = error
+        report["record"] = failed["record"]
+        return report
+
+    def _publish(self, minion_id: str, jid: str) -> str | None:
+        """Publishes the attempt's job; returns why it was not, or None."""
+        try:
+            published = self._local().run_job(
+                [minion_id],
+                "state.apply",
+                tgt_type="list",
+                jid=jid,
+                # Wait behind a state run that is already going instead of failing.
+                kwarg={"queue": True},
+                listen=False,
+            )
+        # Salt raises its own errors (SaltClientError, authentication) and OS errors alike.
+        except Exception as exc:
+            return f"publishing state.apply failed: {type(exc).__name__}: {exc}"
+        if not published or not published.get("jid"):
+            return (
+                "Salt published nothing: this master holds no accepted key for the minion "
+                "(or the master's publisher is down)"
+            )
+        if minion_id not in (published.get("minions") or []):
+            return "the minion is not among the job's targets: its key is not accepted here"
+        return None
+
+    def returned(self, minion_id: str, jid: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Records a highstate job's return, when it is a first highstate's running attempt."""
+        report = self.core.finish(minion_id, jid, json.dumps(dict(data), default=str))
+        self.fire(report["events"])
+        return report
+
+    def answers(self, minion_id: str) -> bool:
+        """Whether the minion answers this master now (a retry is published only then, so
+        attempts are not spent on a minion connected to another master)."""
+        try:
+            answer = self._local().cmd(
+                [minion_id], "test.ping", tgt_type="list", timeout=RETRY_PING_TIMEOUT_SECONDS
+            )
+        except Exception as exc:  # Salt's client errors: not reachable from here, now
+            log.debug("phoenix: ping of %s failed: %s", minion_id, exc)
+            return False
+        return bool(answer and answer.get(minion_id) is True)
+
+    def sweep(self) -> dict[str, Any]:
+        """One sweep (timeouts, gating, heartbeats), then the retries that are due and
+        whose minion answers this master."""
+        report = self.core.sweep(self.core.master_id())
+        self.fire(report["events"])
+        retried = []
+        for minion_id in report["retry_due"]:
+            if self.answers(minion_id):
+                retried.append(self.start(minion_id, "retry"))
+        report["retried"] = retried
+        return report
