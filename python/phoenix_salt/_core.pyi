@@ -9,6 +9,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "Engine",
+    "FirstHighstate",
     "InternalError",
     "KeyManager",
     "MasterFollower",

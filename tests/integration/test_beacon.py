@@ -88,15 +88,6 @@ def _config_only_minion(minion_id: str, aws: Emulator, stack: Stack, tmp_path: P
     )
 
 
-def XX(minion: SaltMinion) -> list[str] | None:
-    import yaml
-
-    try:
-        return yaml.safe_load(minion.drop_in_path.read_text())["master"]
-    except FileNotFoundError:
-        return None
-
-
 def _decisions(minion: SaltMinion) -> str:
     """The beacon's restart decisions in the minion's log, for a failure message."""
     lines = [
