@@ -13,7 +13,7 @@ export CARGO_TARGET_DIR := $(CURDIR)/target
 # One Rust release build per `make test`: the wheel, `cargo test` and the benchmarks share it.
 CARGO_PROFILE := --release
 
-WHEEL_INPUTS := Cargo.toml Cargo.lock pyproject.toml $(shell find src python _engines _runners _beacons reactor -type f -not -path '*/__pycache__/*' 2>/dev/null)
+WHEEL_INPUTS := Cargo.toml Cargo.lock pyproject.toml $(shell find src python _engines _runners _beacons reactor cfn -type f -not -path '*/__pycache__/*' 2>/dev/null)
 
 .PHONY: help test demo lint rust-lint rust-test python-lint stubtest unit integration \
         test-compat wheel venv clean

@@ -83,12 +83,17 @@ def _backoff(failures):
 
 
 def _heartbeat_loop(engine, interval, stopping):
-    """Registers this master, then heartbeats it every ``interval`` seconds."""
+    """Registers this master once salt-master listens (readiness.py), then heartbeats it
+    every ``interval`` seconds."""
     import phoenix_salt
+    from phoenix_salt.readiness import wait_until_serving
 
     bus = _bus()
     registered = False
     failures = 0
+    # Minions follow the live list: this master joins it only once it can serve them.
+    if not wait_until_serving(__opts__, stopping):
+        return
     while not stopping.is_set():
         try:
             if not registered:

@@ -39,6 +39,9 @@ pub struct PhoenixConfig {
     pub master_id: Option<String>,
     /// The address minions use to reach this master, where there is no instance metadata.
     pub master_address: Option<String>,
+    /// Seconds a terminating master's lifecycle action waits after the master left the live
+    /// list, so that its minions move to other masters before it goes (0: at once).
+    pub master_drain_time: f64,
     /// Complete a new minion's launch lifecycle action only once its first highstate
     /// succeeded (ABANDON after the last failed attempt).
     pub highstate_gating: bool,
@@ -178,6 +181,7 @@ struct RawConfig {
     master_stale_after: Option<f64>,
     terminated_ttl: Option<u64>,
     highstate_gating: Option<bool>,
+    master_drain_time: Option<f64>,
     master_id: Option<String>,
     master_address: Option<String>,
     #[serde(default)]
@@ -246,6 +250,7 @@ pub mod defaults {
     pub const RESTART_JITTER: f64 = 5.0;
     pub const RESTART_SPLAY: f64 = 300.0;
     pub const MIN_RESTART_INTERVAL: f64 = 60.0;
+    pub const MASTER_DRAIN_TIME: f64 = 30.0;
     pub const HIGHSTATE_ATTEMPTS: u32 = 3;
     pub const HIGHSTATE_RETRY_DELAY: f64 = 60.0;
     pub const HIGHSTATE_RETRY_MAX_DELAY: f64 = 900.0;
@@ -297,6 +302,11 @@ impl PhoenixConfig {
 
     pub fn master_stale_after(&self) -> Duration {
         Duration::from_secs_f64(self.master_stale_after)
+    }
+
+    /// `master_drain_time` in milliseconds, as the retire hook's due time is recorded.
+    pub fn master_drain_ms(&self) -> i64 {
+        (self.master_drain_time * 1000.0) as i64
     }
 
     /// `master_stale_after` in milliseconds, as heartbeats are recorded.
@@ -406,6 +416,11 @@ impl RawConfig {
             ));
         }
 
+        let master_drain_time = self
+            .master_drain_time
+            .unwrap_or(defaults::MASTER_DRAIN_TIME);
+        check_range("phoenix.master_drain_time", master_drain_time, 0.0, 3600.0)?;
+
         Ok(PhoenixConfig {
             cluster,
             region: self.region,
@@ -419,6 +434,7 @@ impl RawConfig {
             master_stale_after,
             terminated_ttl,
             highstate_gating: self.highstate_gating.unwrap_or(false),
+            master_drain_time,
             master_id: self.master_id,
             master_address: self.master_address,
             aws: self.aws.validate()?,

@@ -24,6 +24,7 @@ __all__ = [
     "parse_message",
     "pem_fingerprint",
     "plan_key_actions",
+    "register_booting_master",
     "write_minion_config",
 ]
 
@@ -120,6 +121,7 @@ def install_master_key(
     pki_dir: str | os.PathLike[str], private_pem: str, public_pem: str, replace: bool
 ) -> str: ...
 def master_key_pair(config: Config, private_pem: str, public_pem: str) -> dict[str, str]: ...
+def register_booting_master(config: Config) -> dict[str, Any]: ...
 def order_masters(
     minion_id: str, master_ids: list[str], own_master: str | None = None
 ) -> list[str]: ...

@@ -235,6 +235,11 @@ def _master_bootstrap(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"master key pair: {result['key_pair']} ({result['secret']})")
     print(f"{result['pki_dir']}/master.pem: {result['installed']}")
+    registered = result["registered"]
+    if registered:
+        print(f"registered as launching: {registered['instance_id']} ({registered['address']})")
+    else:
+        print("not registered yet: the engine registers this master once salt-master serves")
     print(f"pinned minion keys pre-seeded: {len(result['pre_seeded'])}")
     return EXIT_OK
 

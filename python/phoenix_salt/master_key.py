@@ -1,9 +1,9 @@
 """``phoenix master-bootstrap``: a master picks up where the old one left off.
 
 Run from user data before salt-master starts: the cluster's one master key pair (created
-exactly once, whoever boots first), installed into this master's pki dir, then every live
-minion whose key the registry pinned pre-accepted, so that a replacement master serves every
-minion at once.
+exactly once, whoever boots first), installed into this master's pki dir; the master
+registered as ``launching``; then every live minion whose key the registry pinned
+pre-accepted, so that a replacement master serves every minion at once.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def bootstrap(opts: Mapping[str, Any], replace_local_key: bool = False) -> dict[
     installed = _core.install_master_key(
         pki_dir, pair["master.pem"], pair["master.pub"], replace_local_key
     )
+    registered = _register(config)
     manager = _core.KeyManager(config, pki_dir)
     plan = manager.plan()
     seeded = []
@@ -74,4 +75,24 @@ def bootstrap(opts: Mapping[str, Any], replace_local_key: bool = False) -> dict[
         "installed": installed,
         "pki_dir": pki_dir,
         "pre_seeded": seeded,
+        "registered": registered,
     }
+
+
+def _register(config: Any) -> dict[str, Any] | None:
+    """Registers this master as ``launching``. Not fatal when it fails: the master's engine
+    registers it (as running) once salt-master serves, so a master whose registry write
+    failed here still joins; only its own minion's key waits until then."""
+    import logging
+
+    from phoenix_salt import PhoenixError, _core
+
+    try:
+        return _core.register_booting_master(config)
+    except PhoenixError as exc:
+        logging.getLogger(__name__).warning(
+            "phoenix: this master was not registered as launching (its engine registers it "
+            "once salt-master serves): %s",
+            exc,
+        )
+        return None

@@ -1,6 +1,7 @@
 //! `phoenix_salt._core.Engine`: the instance_manager engine's core, driven by its Python
 //! shim (which owns the loop and fires the returned events on Salt's bus).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use pyo3::prelude::*;
@@ -18,6 +19,8 @@ pub struct Engine {
     access: AwsAccess,
     identity: Mutex<Option<MasterIdentity>>,
     live: Mutex<Option<Vec<LiveMaster>>>,
+    /// Whether "heartbeat not recorded" was said since the last recorded one.
+    unrecorded_reported: AtomicBool,
 }
 
 impl Engine {
@@ -42,6 +45,7 @@ impl Engine {
             access: AwsAccess::new(config.inner.clone()),
             identity: Mutex::new(None),
             live: Mutex::new(None),
+            unrecorded_reported: AtomicBool::new(false),
         })
     }
 
@@ -59,20 +63,28 @@ impl Engine {
         to_python(py, &identity)
     }
 
-    /// Records one heartbeat and reads the live list; returns the events to fire
-    /// (`phoenix/masters/changed` when the list moved since the last call).
+    /// Records one heartbeat and reads the live list, letting drained masters' terminations
+    /// go on; returns the events to fire (`phoenix/masters/changed` when the list moved
+    /// since the last call, `phoenix/instance/<id>/drained`).
     fn heartbeat<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let identity = self.identity()?;
         let clients = self.access.clients(py)?;
         let config = self.access.config.clone();
-        let (recorded, live) = wait(py, async move {
+        let beat = wait(py, async move {
             engine::heartbeat(&clients, &config, &identity).await
         })?;
-        if !recorded {
-            log::warn!("this master's row is missing or retiring: its heartbeat was not recorded");
+        // Said once, not every few seconds until the instance is gone.
+        if beat.recorded {
+            self.unrecorded_reported.store(false, Ordering::Relaxed);
+        } else if !self.unrecorded_reported.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "this master's row is missing or retiring: its heartbeats are no longer \
+                 recorded and it is out of the live list"
+            );
         }
+        let live = beat.live;
         let mut last = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        let mut events: Vec<BusEvent> = Vec::new();
+        let mut events: Vec<BusEvent> = beat.events;
         if last.as_ref() != Some(&live) {
             let previous = last.clone().unwrap_or_default();
             log::info!(

@@ -7,7 +7,9 @@ use pyo3::types::PyDict;
 
 use super::access::AwsAccess;
 use super::config::Config;
+use super::convert::to_python;
 use super::wait::wait;
+use crate::engine;
 use crate::master_key::{self, KeyOrigin, MasterKeyPair};
 
 /// The cluster's master key pair: the stored one, or this candidate (`private_pem`,
@@ -58,4 +60,25 @@ pub fn install_master_key(
         master_key::Installed::Unchanged => "unchanged",
         master_key::Installed::Replaced => "replaced",
     })
+}
+
+/// Registers this booting master as `launching` (identity from `phoenix.master_id` and
+/// `phoenix.master_address`, else IMDSv2). Returns `{"instance_id", "address", "group",
+/// "availability_zone", "registered": "moved" | "already_newer"}`.
+#[pyfunction]
+pub fn register_booting_master<'py>(
+    py: Python<'py>,
+    config: &Config,
+) -> PyResult<Bound<'py, PyAny>> {
+    let access = AwsAccess::new(config.inner.clone());
+    let clients = access.clients(py)?;
+    let config = config.inner.clone();
+    let (identity, applied) = wait(py, async move {
+        let identity = engine::resolve_identity(&config).await?;
+        let applied = engine::register_booting_master(&clients, &config, &identity).await?;
+        Ok((identity, applied))
+    })?;
+    let result = to_python(py, &identity)?;
+    result.set_item("registered", to_python(py, &applied)?)?;
+    Ok(result)
 }

@@ -7,7 +7,7 @@ use super::queue::QueueMessage;
 use crate::aws::AwsClients;
 use crate::config::PhoenixConfig;
 use crate::lifecycle::{self, EventKind, InstanceEvent, LifecycleMessage, Role};
-use crate::registry::{self, LaunchHook};
+use crate::registry::{self, KeptHook, LaunchHook};
 
 /// What became of one message.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,8 +88,8 @@ pub async fn apply_message(
         ));
     };
 
-    let record_hook = !completion_due(config, role, &event);
-    let applied = match registry::apply_event(clients, config, role, &event, record_hook).await {
+    let kept = kept_hook(config, role, &event, super::now_ms());
+    let applied = match registry::apply_event(clients, config, role, &event, kept).await {
         Ok(applied) => applied,
         Err(error) => {
             log::warn!(
@@ -126,16 +126,40 @@ pub async fn apply_message(
     MessageOutcome::Done(changed)
 }
 
-/// Whether the engine completes this event's lifecycle action itself: always for
-/// terminations and masters' launches; for minions' launches only without highstate gating
-/// (the first highstate completes it otherwise, from the hook recorded in the row).
+/// Whether the engine completes this event's lifecycle action at once: masters' launches;
+/// minions' launches without highstate gating (the first highstate completes them
+/// otherwise); minions' terminations; masters' terminations without a drain time (with one,
+/// any engine completes it once the master has drained).
 fn completion_due(config: &PhoenixConfig, role: Role, event: &InstanceEvent) -> bool {
     event.lifecycle.is_some()
-        && match event.kind {
-            EventKind::Terminating => true,
-            EventKind::Launching => role == Role::Master || !config.highstate_gating,
+        && match (event.kind, role) {
+            (EventKind::Launching, Role::Master) => true,
+            (EventKind::Launching, Role::Minion) => !config.highstate_gating,
+            (EventKind::Terminating, Role::Minion) => true,
+            (EventKind::Terminating, Role::Master) => config.master_drain_ms() == 0,
             _ => false,
         }
+}
+
+/// The lifecycle action the row keeps for later, when the engine does not complete it now.
+fn kept_hook(
+    config: &PhoenixConfig,
+    role: Role,
+    event: &InstanceEvent,
+    now_ms: i64,
+) -> Option<KeptHook> {
+    if event.lifecycle.is_none() || completion_due(config, role, event) {
+        return None;
+    }
+    match event.kind {
+        EventKind::Launching => Some(KeptHook::Launch),
+        // The drain counts from when the registry took the master out of the live list, so
+        // a message that waited in the queue does not shorten it.
+        EventKind::Terminating => Some(KeptHook::Retire {
+            due_ms: now_ms + config.master_drain_ms(),
+        }),
+        _ => None,
+    }
 }
 
 /// Completes a hook's lifecycle action when nothing else will ([`completion_due`]).
@@ -169,4 +193,59 @@ async fn complete_if_due(
         action.hook_name
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::{Delivery, LifecycleAction};
+
+    fn event(kind: EventKind) -> InstanceEvent {
+        InstanceEvent {
+            instance_id: "i-0123456789abcdef0".parse().unwrap(),
+            group: "g".into(),
+            kind,
+            time_ms: 1_000,
+            lifecycle: Some(LifecycleAction {
+                hook_name: "h".into(),
+                token: "t".into(),
+                group: "g".into(),
+            }),
+            metadata_role: None,
+            availability_zone: None,
+            delivery: Delivery::Direct,
+        }
+    }
+
+    fn config(extra: &str) -> PhoenixConfig {
+        PhoenixConfig::from_json(&format!(r#"{{"cluster": "t"{extra}}}"#)).unwrap()
+    }
+
+    #[test]
+    fn who_completes_which_lifecycle_action() {
+        let plain = config("");
+        let gated = config(r#", "highstate_gating": true"#);
+        let no_drain = config(r#", "master_drain_time": 0"#);
+        let launching = event(EventKind::Launching);
+        let terminating = event(EventKind::Terminating);
+        // Completed at once by the engine: nothing kept.
+        assert_eq!(kept_hook(&plain, Role::Master, &launching, 5), None);
+        assert_eq!(kept_hook(&plain, Role::Minion, &launching, 5), None);
+        assert_eq!(kept_hook(&plain, Role::Minion, &terminating, 5), None);
+        assert_eq!(kept_hook(&no_drain, Role::Master, &terminating, 5), None);
+        // Kept for the first highstate, and for the end of a master's drain.
+        assert_eq!(
+            kept_hook(&gated, Role::Minion, &launching, 5),
+            Some(KeptHook::Launch)
+        );
+        assert_eq!(kept_hook(&gated, Role::Master, &launching, 5), None);
+        assert_eq!(
+            kept_hook(&plain, Role::Master, &terminating, 5),
+            Some(KeptHook::Retire { due_ms: 5 + 30_000 })
+        );
+        // A notification (no lifecycle action) keeps nothing.
+        let mut notification = event(EventKind::Terminating);
+        notification.lifecycle = None;
+        assert_eq!(kept_hook(&plain, Role::Master, &notification, 5), None);
+    }
 }

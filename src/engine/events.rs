@@ -46,6 +46,20 @@ pub fn masters_changed(previous: &[LiveMaster], masters: &[LiveMaster]) -> BusEv
     }
 }
 
+/// `phoenix/instance/<id>/drained`: a terminating master had its drain time, and its
+/// termination goes on.
+pub fn master_drained(instance_id: &str, hook_name: &str) -> BusEvent {
+    BusEvent {
+        tag: format!("phoenix/instance/{instance_id}/drained"),
+        data: json!({
+            "instance_id": instance_id,
+            "role": "master",
+            "lifecycle_hook": hook_name,
+            "lifecycle": "continue",
+        }),
+    }
+}
+
 /// `phoenix/message/rejected`: a message that can never be applied.
 pub fn message_rejected(
     message_id: &str,

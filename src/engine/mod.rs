@@ -152,39 +152,72 @@ pub async fn register_master(
     config: &PhoenixConfig,
     identity: &MasterIdentity,
 ) -> Result<registry::Applied> {
-    let instance_id: InstanceId = identity
-        .instance_id
-        .parse()
-        .map_err(|err| crate::Error::config("phoenix.master_id", format!("{err}")))?;
-    let now = now_ms();
-    let event = InstanceEvent {
-        instance_id,
-        group: identity.group.clone(),
-        kind: EventKind::Launched,
-        time_ms: now,
-        lifecycle: None,
-        metadata_role: Some(Role::Master),
-        availability_zone: identity.availability_zone.clone(),
-        delivery: crate::lifecycle::Delivery::Direct,
-    };
-    let applied = registry::apply_event(clients, config, Role::Master, &event, false).await?;
+    let applied = register_master_as(clients, config, identity, EventKind::Launched).await?;
     registry::record_heartbeat(
         clients,
         config,
         &identity.instance_id,
         &identity.address,
-        now,
+        now_ms(),
     )
     .await?;
     Ok(applied)
 }
 
-/// One heartbeat of this master, then the live master list as it stands after it.
+/// Registers a booting master as `launching` (from `phoenix master-bootstrap`, before
+/// salt-master starts): the registry knows it, its own minion's key can be accepted, and it
+/// stays out of the live list (no heartbeat) until its engine registers it as running.
+pub async fn register_booting_master(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+    identity: &MasterIdentity,
+) -> Result<registry::Applied> {
+    register_master_as(clients, config, identity, EventKind::Launching).await
+}
+
+async fn register_master_as(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+    identity: &MasterIdentity,
+    kind: EventKind,
+) -> Result<registry::Applied> {
+    let instance_id: InstanceId = identity
+        .instance_id
+        .parse()
+        .map_err(|err| crate::Error::config("phoenix.master_id", format!("{err}")))?;
+    let event = InstanceEvent {
+        instance_id,
+        group: identity.group.clone(),
+        kind,
+        time_ms: now_ms(),
+        lifecycle: None,
+        metadata_role: Some(Role::Master),
+        availability_zone: identity.availability_zone.clone(),
+        delivery: crate::lifecycle::Delivery::Direct,
+    };
+    registry::apply_event(clients, config, Role::Master, &event, None).await
+}
+
+/// What one heartbeat found.
+#[derive(Debug, Clone, Default)]
+pub struct Heartbeat {
+    /// Whether this master's heartbeat was recorded (false: its row is gone or retiring).
+    pub recorded: bool,
+    /// The live masters after it.
+    pub live: Vec<LiveMaster>,
+    /// `phoenix/instance/<id>/drained` for each terminating master whose drain ended and
+    /// whose termination this call let go on.
+    pub events: Vec<BusEvent>,
+}
+
+/// One heartbeat of this master, then the live master list as it stands after it; and the
+/// termination of every master whose drain ended is let go on (CONTINUE). Every engine does
+/// this, so a drain ends even when the terminating master is already hung.
 pub async fn heartbeat(
     clients: &AwsClients,
     config: &PhoenixConfig,
     identity: &MasterIdentity,
-) -> Result<(bool, Vec<LiveMaster>)> {
+) -> Result<Heartbeat> {
     let now = now_ms();
     let recorded = registry::record_heartbeat(
         clients,
@@ -194,8 +227,50 @@ pub async fn heartbeat(
         now,
     )
     .await?;
-    Ok((
+    let rows = registry::read_master_heartbeats(clients, config).await?;
+    let live = registry::live_masters(&rows, now, config.master_stale_after_ms());
+    let mut events = Vec::new();
+    for row in &rows {
+        let Some(retiring) = row.retiring.as_ref().filter(|r| r.due_ms <= now) else {
+            continue;
+        };
+        match end_drain(clients, config, &row.instance_id, retiring).await {
+            Ok(Some(event)) => events.push(event),
+            Ok(None) => {}
+            Err(err) => log::warn!(
+                "{}: letting its termination go on failed, the next heartbeat retries: {err}",
+                row.instance_id
+            ),
+        }
+    }
+    Ok(Heartbeat {
         recorded,
-        registry::read_live_masters(clients, config).await?,
-    ))
+        live,
+        events,
+    })
+}
+
+/// Completes a drained master's termination and forgets the hook; the event only when this
+/// call completed it (another engine may have been first).
+async fn end_drain(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+    instance_id: &str,
+    retiring: &registry::RetireHook,
+) -> Result<Option<BusEvent>> {
+    let completion = complete(clients, &retiring.hook, instance_id, ActionResult::Continue).await?;
+    registry::clear_retire_hook(clients, config, instance_id).await?;
+    if completion != Completion::Completed {
+        return Ok(None);
+    }
+    log::info!(
+        "master {instance_id} drained for {} s: its termination goes on (lifecycle action {} \
+         completed with CONTINUE)",
+        config.master_drain_time,
+        retiring.hook.hook_name
+    );
+    Ok(Some(events::master_drained(
+        instance_id,
+        &retiring.hook.hook_name,
+    )))
 }

@@ -341,6 +341,7 @@ pub async fn sweep(
                 state: Some(row.state),
                 heartbeat_ms: row.heartbeat_ms,
                 expires_at: row.expires_at,
+                retiring: None,
             }
             .is_live(now_ms, config.master_stale_after_ms())
         })

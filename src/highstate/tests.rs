@@ -266,6 +266,7 @@ fn row(
             token: format!("t-{id}"),
             group: "g".into(),
         }),
+        retire_hook: None,
         key: None,
         first_highstate: record,
     }

@@ -19,7 +19,7 @@ use crate::aws::{AwsClients, AwsResultExt};
 use crate::config::PhoenixConfig;
 use crate::error::{Error, Result};
 use crate::highstate::{HighstateRecord, RECORD_ATTRIBUTE};
-use crate::lifecycle::{EventKind, InstanceEvent, Role};
+use crate::lifecycle::{InstanceEvent, Role};
 
 /// What applying one event did to its row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -47,17 +47,88 @@ pub struct InstanceRecord {
     pub expires_at: Option<i64>,
     /// The launch lifecycle action still open for this instance, when one is.
     pub launch_hook: Option<LaunchHook>,
+    /// A terminating master's lifecycle action, completed once its minions had time to
+    /// leave it.
+    pub retire_hook: Option<RetireHook>,
     /// The minion key pinned at first acceptance.
     pub key: Option<KeyPin>,
     /// The instance's first highstate, once one was started.
     pub first_highstate: Option<HighstateRecord>,
 }
 
+/// An AutoScaling lifecycle action kept in a row for whoever completes it later.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LaunchHook {
     pub hook_name: String,
     pub token: String,
     pub group: String,
+}
+
+impl LaunchHook {
+    fn to_map(&self) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            ("hook_name".to_owned(), s(&self.hook_name)),
+            ("token".to_owned(), s(&self.token)),
+            ("group".to_owned(), s(&self.group)),
+        ])
+    }
+
+    pub(crate) fn from_attribute(value: &AttributeValue) -> Option<Self> {
+        let map = value.as_m().ok()?;
+        let field = |name: &str| map.get(name).and_then(|v| v.as_s().ok()).cloned();
+        Some(LaunchHook {
+            hook_name: field("hook_name")?,
+            token: field("token")?,
+            group: field("group")?,
+        })
+    }
+}
+
+/// A terminating master's TERMINATING lifecycle action, due for completion at `due_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetireHook {
+    pub hook: LaunchHook,
+    pub due_ms: i64,
+}
+
+impl RetireHook {
+    pub(crate) fn from_attribute(value: &AttributeValue) -> Option<Self> {
+        let due_ms = value
+            .as_m()
+            .ok()?
+            .get("due_ms")?
+            .as_n()
+            .ok()?
+            .parse()
+            .ok()?;
+        Some(RetireHook {
+            hook: LaunchHook::from_attribute(value)?,
+            due_ms,
+        })
+    }
+}
+
+/// The row attribute of a launch kept open (minions, with highstate gating).
+pub const LAUNCH_HOOK: &str = "launch_hook";
+/// The row attribute of a master's termination kept open while it drains.
+pub const RETIRE_HOOK: &str = "retire_hook";
+
+/// A lifecycle action the engine does not complete at once: it is kept in the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeptHook {
+    /// A minion's launch, completed by its first highstate.
+    Launch,
+    /// A master's termination, completed at `due_ms` by any master's engine.
+    Retire { due_ms: i64 },
+}
+
+impl KeptHook {
+    fn attribute(self) -> &'static str {
+        match self {
+            KeptHook::Launch => LAUNCH_HOOK,
+            KeptHook::Retire { .. } => RETIRE_HOOK,
+        }
+    }
 }
 
 impl InstanceRecord {
@@ -89,15 +160,16 @@ fn n(value: impl ToString) -> AttributeValue {
 /// facts are recorded in every case. Idempotent: applying the same event again changes
 /// nothing.
 ///
-/// `record_launch_hook`: keep a launching event's lifecycle action in the row, for whoever
-/// completes it later (the first highstate, with gating on). Where the engine completes the
-/// action at once, the row does not need it, and not writing it saves a write to clear it.
+/// `kept`: keep the event's lifecycle action in the row, for whoever completes it later
+/// (a minion's first highstate, with gating on; any engine, once a terminating master
+/// drained). Where the engine completes the action at once, the row does not need it, and
+/// not writing it saves a write to clear it.
 pub async fn apply_event(
     clients: &AwsClients,
     config: &PhoenixConfig,
     role: Role,
     event: &InstanceEvent,
-    record_launch_hook: bool,
+    kept: Option<KeptHook>,
 ) -> Result<Applied> {
     let state = InstanceState::implied_by(event.kind);
     let table = table_for(config, role);
@@ -119,21 +191,26 @@ pub async fn apply_event(
         facts.push("availability_zone = if_not_exists(availability_zone, :az)".to_owned());
         values.insert(":az".to_owned(), s(az));
     }
-    let hook = match (event.kind, &event.lifecycle) {
-        (EventKind::Launching, Some(action)) if record_launch_hook => Some(action),
+    let hook = match (kept, &event.lifecycle) {
+        (Some(kept), Some(action)) => Some((kept, action)),
         _ => None,
     };
-    if let Some(action) = hook {
-        facts.push("launch_hook = if_not_exists(launch_hook, :hook)".to_owned());
-        values.insert(
-            ":hook".to_owned(),
-            AttributeValue::M(HashMap::from([
-                ("hook_name".to_owned(), s(&action.hook_name)),
-                ("token".to_owned(), s(&action.token)),
-                ("group".to_owned(), s(&action.group)),
-            ])),
-        );
+    if let Some((kept, action)) = hook {
+        let mut map = LaunchHook {
+            hook_name: action.hook_name.clone(),
+            token: action.token.clone(),
+            group: action.group.clone(),
+        }
+        .to_map();
+        if let KeptHook::Retire { due_ms } = kept {
+            map.insert("due_ms".to_owned(), n(due_ms));
+        }
+        // The first copy of the event sets it: a redelivery does not push the drain back.
+        let attribute = kept.attribute();
+        facts.push(format!("{attribute} = if_not_exists({attribute}, :hook)"));
+        values.insert(":hook".to_owned(), AttributeValue::M(map));
     }
+    let hook_attribute = hook.map(|(kept, _)| kept.attribute());
 
     // First try: the facts and the state move together, in one conditional write.
     let mut moving = facts.clone();
@@ -174,7 +251,7 @@ pub async fn apply_event(
             UpdateItemError::ConditionalCheckFailedException(refused) => {
                 if refused
                     .item()
-                    .is_some_and(|row| holds_facts(row, role, event, hook.is_some()))
+                    .is_some_and(|row| holds_facts(row, role, event, hook_attribute))
                 {
                     return Ok(Applied::AlreadyNewer);
                 }
@@ -207,7 +284,7 @@ fn holds_facts(
     row: &HashMap<String, AttributeValue>,
     role: Role,
     event: &InstanceEvent,
-    launch_hook: bool,
+    hook_attribute: Option<&str>,
 ) -> bool {
     let text = |name: &str| {
         row.get(name)
@@ -221,7 +298,7 @@ fn holds_facts(
             .and_then(|v| v.as_n().ok())
             .is_some_and(|time| *time == event.time_ms.to_string())
         && (event.availability_zone.is_none() || text("availability_zone").is_some())
-        && (!launch_hook || row.contains_key("launch_hook"))
+        && hook_attribute.is_none_or(|attribute| row.contains_key(attribute))
 }
 
 /// Forgets the open launch lifecycle action of an instance once it has been completed.
@@ -231,13 +308,32 @@ pub async fn clear_launch_hook(
     role: Role,
     instance_id: &str,
 ) -> Result<()> {
+    clear_hook(clients, config, role, instance_id, LAUNCH_HOOK).await
+}
+
+/// Forgets a master's termination lifecycle action once it has been completed.
+pub async fn clear_retire_hook(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+    instance_id: &str,
+) -> Result<()> {
+    clear_hook(clients, config, Role::Master, instance_id, RETIRE_HOOK).await
+}
+
+async fn clear_hook(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+    role: Role,
+    instance_id: &str,
+    attribute: &str,
+) -> Result<()> {
     let result = clients
         .dynamodb
         .update_item()
         .table_name(table_for(config, role))
         .key(CLUSTER_KEY, s(&config.cluster))
         .key(INSTANCE_KEY, s(instance_id))
-        .update_expression("REMOVE launch_hook")
+        .update_expression(format!("REMOVE {attribute}"))
         // Never create a row just to remove an attribute from it.
         .condition_expression("attribute_exists(instance_id)")
         .send()
@@ -356,17 +452,8 @@ fn record_from_item(role: Role, item: &HashMap<String, AttributeValue>) -> Resul
         .as_deref()
         .and_then(InstanceState::parse)
         .ok_or_else(|| Error::Internal(format!("registry row {instance_id} has no valid state")))?;
-    let launch_hook = item
-        .get("launch_hook")
-        .and_then(|v| v.as_m().ok())
-        .and_then(|m| {
-            let field = |name: &str| m.get(name).and_then(|v| v.as_s().ok()).cloned();
-            Some(LaunchHook {
-                hook_name: field("hook_name")?,
-                token: field("token")?,
-                group: field("group")?,
-            })
-        });
+    let launch_hook = item.get(LAUNCH_HOOK).and_then(LaunchHook::from_attribute);
+    let retire_hook = item.get(RETIRE_HOOK).and_then(RetireHook::from_attribute);
     Ok(InstanceRecord {
         role,
         state,
@@ -378,6 +465,7 @@ fn record_from_item(role: Role, item: &HashMap<String, AttributeValue>) -> Resul
         heartbeat_ms: number("heartbeat_ms"),
         expires_at: number(EXPIRES_AT),
         launch_hook,
+        retire_hook,
         key: item.get(KEY_ATTRIBUTE).and_then(KeyPin::from_attribute),
         // An unreadable record must not hide the row (its key would be left unmanaged);
         // writes of the record stay conditional on what they read, so none overwrites it.

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 
+use super::instances::{RetireHook, RETIRE_HOOK};
 use super::state::InstanceState;
 use super::{CLUSTER_KEY, EXPIRES_AT, INSTANCE_KEY};
 use crate::aws::{AwsClients, AwsResultExt};
@@ -29,6 +30,8 @@ pub struct MasterHeartbeat {
     pub state: Option<InstanceState>,
     pub heartbeat_ms: Option<i64>,
     pub expires_at: Option<i64>,
+    /// A terminating master's lifecycle action, waiting for the master to drain.
+    pub retiring: Option<RetireHook>,
 }
 
 impl MasterHeartbeat {
@@ -90,13 +93,15 @@ pub async fn read_master_heartbeats(
             .query()
             .table_name(&config.masters_table)
             .key_condition_expression("#cluster = :cluster")
-            .projection_expression("#id, #address, #state, #beat, #expires")
+            // The retire hook is there only while a master drains: minions read no more.
+            .projection_expression("#id, #address, #state, #beat, #expires, #retire")
             .expression_attribute_names("#cluster", CLUSTER_KEY)
             .expression_attribute_names("#id", INSTANCE_KEY)
             .expression_attribute_names("#address", "address")
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#beat", "heartbeat_ms")
             .expression_attribute_names("#expires", EXPIRES_AT)
+            .expression_attribute_names("#retire", RETIRE_HOOK)
             .expression_attribute_values(":cluster", AttributeValue::S(config.cluster.clone()))
             .set_exclusive_start_key(start.take())
             .send()
@@ -118,6 +123,7 @@ pub async fn read_master_heartbeats(
                 state: text("state").as_deref().and_then(InstanceState::parse),
                 heartbeat_ms: number("heartbeat_ms"),
                 expires_at: number(EXPIRES_AT),
+                retiring: item.get(RETIRE_HOOK).and_then(RetireHook::from_attribute),
             });
         }
         match page.last_evaluated_key {
@@ -139,6 +145,7 @@ mod tests {
             state: Some(state),
             heartbeat_ms: beat,
             expires_at: None,
+            retiring: None,
         }
     }
 

@@ -663,7 +663,8 @@ def test_registry_tables(data: dict[str, Any]) -> None:
 def test_events_queue_topic_and_secret(data: dict[str, Any]) -> None:
     resources = data["Resources"]
     queue = resources["EventsQueue"]["Properties"]
-    assert queue["VisibilityTimeout"] == 120
+    assert queue["VisibilityTimeout"] == {"Ref": "VisibilityTimeoutSeconds"}
+    assert data["Parameters"]["VisibilityTimeoutSeconds"]["Default"] == 120
     assert queue["ReceiveMessageWaitTimeSeconds"] == 20
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
         "Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]

@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 
 from phoenix_salt import _core
+from phoenix_salt.lab import messages
 from phoenix_salt.lab.cluster import Cluster, master_instance_id
 from phoenix_salt.lab.emulator import Emulator
+from phoenix_salt.lab.lifecycle_actions import LifecycleActions
 from phoenix_salt.lab.processes import wait_for
 from phoenix_salt.lab.salt import BusListener, SaltMaster, SaltMinion
 from phoenix_salt.lab.stack import Stack, provision
@@ -66,16 +68,6 @@ def _cluster(
     )
 
 
-def _live_addresses(stack: Stack) -> set[str]:
-    return {master["address"] for master in fleet.session(stack).live_masters()}
-
-
-def _order(minion: SaltMinion, cluster: Cluster) -> list[SaltMaster]:
-    """The masters in the order this minion should try them."""
-    by_id = {master_instance_id(i + 1): master for i, master in enumerate(cluster.masters)}
-    return [by_id[i] for i in _core.order_masters(minion.minion_id, list(by_id))]
-
-
 def _config_only_minion(minion_id: str, aws: Emulator, stack: Stack, tmp_path: Path) -> SaltMinion:
     """A minion that is never started: only its config file, for `phoenix minion-config`."""
     return SaltMinion(
@@ -103,45 +95,17 @@ def _hang(master: SaltMaster) -> None:
     master.process.signal_group(signal.SIGSTOP)
 
 
-def _answers(master: SaltMaster, minion_id: str) -> bool:
-    return master.ping(minion_id, timeout=5).get(minion_id, False)
-
-
-def _start_minions(aws: Emulator, stack: Stack, cluster: Cluster) -> None:
-    """Registers each minion, writes its drop-in the first-boot way, and starts it."""
-    wait_for(
-        lambda: len(_live_addresses(stack)) == len(cluster.masters),
-        60,
-        "every master to heartbeat",
-    )
-    for minion in cluster.minions:
-        fleet.register(aws, stack, minion.minion_id)
-        result = minion.minion_config()
-        assert result.returncode == 0, result.stderr
-        expected = [m.interface for m in _order(minion, cluster)]
-        assert minion.drop_in_masters() == expected
-        assert str(minion.drop_in_path) in result.stdout
-        minion.start()
-    for minion in cluster.minions:
-        first = _order(minion, cluster)[0]
-        wait_for(
-            lambda first=first, minion_id=minion.minion_id: _answers(first, minion_id),
-            120,
-            f"{minion.minion_id} to answer",
-        )
-
-
 def test_minions_of_a_hung_master_restart_onto_a_live_one_and_the_others_do_not(
     aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
 ) -> None:
     cluster = _cluster(make_cluster, stack, masters=3, minions=2)
     served, bystander = cluster.minions
     # The fixed ids give the two minions different first masters; the scenario needs that.
-    first_of_served = _order(served, cluster)[0]
-    first_of_bystander = _order(bystander, cluster)[0]
+    first_of_served = fleet.order(served, cluster)[0]
+    first_of_bystander = fleet.order(bystander, cluster)[0]
     assert first_of_served is not first_of_bystander
     (unused,) = [m for m in cluster.masters if m not in (first_of_served, first_of_bystander)]
-    _start_minions(aws, stack, cluster)
+    fleet.start_minions(aws, stack, cluster)
 
     # A master that serves neither minion hangs: both drop it from their drop-ins, say so on
     # their masters' buses, and neither restarts.
@@ -151,7 +115,7 @@ def test_minions_of_a_hung_master_restart_onto_a_live_one_and_the_others_do_not(
     assert changed["removed"] == [unused.interface]
     assert changed["added"] == []
     assert changed["restart"] is None
-    assert changed["new"] == [m.interface for m in _order(served, cluster) if m is not unused]
+    assert changed["new"] == [m.interface for m in fleet.order(served, cluster) if m is not unused]
     wait_for(
         lambda: unused.interface not in (bystander.drop_in_masters() or [unused.interface]),
         30,
@@ -168,7 +132,7 @@ def test_minions_of_a_hung_master_restart_onto_a_live_one_and_the_others_do_not(
     wait_for(served.restarts, 60, "the served minion to restart")
     assert served.drop_in_masters() == [first_of_bystander.interface]
     wait_for(
-        lambda: _answers(first_of_bystander, served.minion_id),
+        lambda: fleet.answers(first_of_bystander, served.minion_id),
         120,
         "the restarted minion to answer through the live master",
     )
@@ -188,12 +152,87 @@ def test_minions_of_a_hung_master_restart_onto_a_live_one_and_the_others_do_not(
     )
 
 
+def test_a_terminating_master_drains_before_its_termination_goes_on(
+    aws: Emulator,
+    stack: Stack,
+    make_cluster: Callable[..., Cluster],
+    lifecycle_actions: LifecycleActions,
+) -> None:
+    drain = 15
+    cluster = make_cluster(
+        stack.phoenix_block(**PHOENIX, master_drain_time=drain),
+        masters=2,
+        minions=1,
+        master_opts=MASTER_OPTS,
+        minion_opts=MINION_OPTS,
+        supervised_minions=True,
+        start_minions=False,
+        wait_for_minions=False,
+    )
+    (minion,) = cluster.minions
+    fleet.start_minions(aws, stack, cluster)
+    leaving, staying = fleet.order(minion, cluster)
+    leaving_id = master_instance_id(cluster.masters.index(leaving) + 1)
+
+    # AutoScaling terminates the minion's master behind a TERMINATING hook.
+    group, hook = "phoenix-test-masters", "phoenix-terminate"
+    action = lifecycle_actions.begin(group, hook, leaving_id)
+    with BusListener(staying) as bus, BusListener(leaving) as leaving_bus:
+        stack.send(
+            aws,
+            messages.lifecycle_hook(
+                messages.TERMINATING, leaving_id, group, action.token, hook, messages.aws_time()
+            ),
+        )
+        # Either master's engine may take the message from the queue.
+        wait_for(
+            lambda: any(
+                row["instance_id"] == leaving_id and row["state"] == "terminating"
+                for row in fleet.session(stack).list_instances("master")
+            ),
+            60,
+            "the registry to hold the leaving master as terminating",
+        )
+        left_at = time.time()
+        # Out of the live list at once: the minion restarts onto the other master while
+        # AutoScaling still waits.
+        wait_for(minion.restarts, 60, "the minion to leave the terminating master")
+        assert lifecycle_actions.get(action.token).status == "pending"
+        wait_for(
+            lambda: fleet.answers(staying, minion.minion_id),
+            120,
+            "the minion to answer through the master that stays",
+        )
+        wait_for(
+            lambda: lifecycle_actions.get(action.token).status != "pending",
+            drain + 60,
+            "the drain to end",
+        )
+        # Whichever engine applied the message, and whichever saw the drain end first,
+        # said so on its own master's bus (the leaving master still runs: only its row is
+        # terminating).
+        seen = [event for listener in (bus, leaving_bus) for event in listener.drain()]
+    events = [data for tag, data in seen if tag.startswith(f"phoenix/instance/{leaving_id}/")]
+    assert [data["state"] for data in events if "state" in data] == ["terminating"]
+    assert [data["lifecycle"] for data in events if "lifecycle" in data] == ["continue"]
+    done = lifecycle_actions.get(action.token)
+    assert done.status == "completed" and done.result == "CONTINUE"
+    assert done.completed_at is not None
+    # The termination went on only after the drain time, and after the minion had moved.
+    assert done.completed_at - left_at >= drain / 2
+    assert minion.restarts()[0] < done.completed_at
+    row = fleet.session(stack).get_instance("master", leaving_id)
+    assert row["state"] == "terminating"
+    assert row["retire_hook"] is None
+    assert minion.drop_in_masters() == [staying.interface]
+
+
 def test_an_unreachable_or_empty_registry_changes_nothing(
     aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
 ) -> None:
     cluster = _cluster(make_cluster, stack, masters=1, minions=1)
     (minion,) = cluster.minions
-    _start_minions(aws, stack, cluster)
+    fleet.start_minions(aws, stack, cluster)
     before = minion.drop_in_path.stat()
     text = minion.drop_in_path.read_text()
 

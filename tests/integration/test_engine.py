@@ -8,7 +8,9 @@ import json
 import signal
 from collections.abc import Callable
 
+import boto3
 import pytest
+import yaml
 
 from phoenix_salt import _core
 from phoenix_salt.lab import messages
@@ -90,6 +92,43 @@ def test_a_launch_then_a_terminate_become_rows_and_events(
     assert row["state"] == "terminated"
     assert row["expires_at"] is not None
     # Both messages were deleted once applied.
+    wait_for(lambda: stack.queue_depth(aws) == 0, 30, "the queue to drain")
+
+
+def test_the_engine_runs_on_what_the_data_stack_created(
+    aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
+) -> None:
+    """The data template was deployed through the emulator's CloudFormation (provision):
+    the engine is configured from nothing but its PhoenixConfig output, and a group
+    notification published to its topic reaches the engine through the subscription the
+    template declared."""
+    block = yaml.safe_load(stack.outputs["PhoenixConfig"])["phoenix"]
+    assert block["queue_url"] == stack.queue_url
+    cluster = make_cluster({**block, **FAST}, masters=1, minions=0, master_opts=MASTER_OPTS)
+    master = cluster.masters[0]
+    instance = minion_instance_id(43)
+    sns = boto3.client(
+        "sns",
+        endpoint_url=aws.url,
+        region_name=block["region"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - the emulator's fake key
+    )
+    with BusListener(master) as bus:
+        sns.publish(
+            TopicArn=stack.outputs["TopicArn"],
+            Subject=f'Auto Scaling: launch for group "{block["minion_groups"][0]}"',
+            Message=json.dumps(
+                messages.asg_notification(
+                    messages.LAUNCH, instance, block["minion_groups"][0], messages.aws_time()
+                )
+            ),
+        )
+        launched = bus.wait_for(f"phoenix/instance/{instance}/launched", 60)
+    assert launched["role"] == "minion"
+    row = _session(stack).get_instance("minion", instance)
+    assert row["state"] == "running"
+    assert row["group"] == "phoenix-test-minions"
     wait_for(lambda: stack.queue_depth(aws) == 0, 30, "the queue to drain")
 
 

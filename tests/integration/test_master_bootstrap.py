@@ -17,6 +17,8 @@ import boto3
 import pytest
 import yaml
 
+from phoenix_salt import _core
+from phoenix_salt.lab.cluster import master_instance_id
 from phoenix_salt.lab.emulator import REGION, Emulator
 from phoenix_salt.lab.stack import Stack, provision
 
@@ -32,12 +34,20 @@ def stack(aws: Emulator) -> Stack:
     return provision(aws, "test")
 
 
-def _master_config(root: Path, stack: Stack) -> Path:
-    """A master's config file with its own root_dir (so its own pki dir)."""
+def _master_config(root: Path, stack: Stack, number: int | None = None) -> Path:
+    """A master's config file with its own root_dir (so its own pki dir); with ``number``,
+    told who it is, as off EC2 every master must be to register itself."""
     conf = root / "conf" / "master"
     conf.parent.mkdir(parents=True)
+    identity = (
+        {"master_id": master_instance_id(number), "master_address": f"127.0.0.{number}"}
+        if number is not None
+        else {}
+    )
     conf.write_text(
-        yaml.safe_dump({"root_dir": str(root), "keysize": 2048, "phoenix": stack.phoenix_block()})
+        yaml.safe_dump(
+            {"root_dir": str(root), "keysize": 2048, "phoenix": stack.phoenix_block(**identity)}
+        )
     )
     return conf
 
@@ -76,8 +86,8 @@ def test_ten_masters_booting_together_share_one_key_pair(
     if secret_made_by_the_stack:
         # As the CloudFormation data stack makes it: present, holding "{}".
         secrets.create_secret(Name=KEY_SECRET_NAME, SecretString="{}")
-    roots = [tmp_path / f"m{n}" for n in range(10)]
-    confs = [_master_config(root, stack) for root in roots]
+    roots = [tmp_path / f"m{n}" for n in range(1, 11)]
+    confs = [_master_config(root, stack, n) for n, root in enumerate(roots, 1)]
     with ThreadPoolExecutor(max_workers=10) as pool:
         results = list(pool.map(lambda conf: _bootstrap(conf, aws.env()), confs))
     for result in results:
@@ -96,6 +106,17 @@ def test_ten_masters_booting_together_share_one_key_pair(
     # The stack's placeholder is no longer the current value: the pair is.
     current = secrets.get_secret_value(SecretId=KEY_SECRET_NAME)["SecretString"]
     assert json.loads(current) == stored
+
+    # Each registered itself as launching: known to the registry, in no live list yet (no
+    # salt-master serves).
+    ids = sorted(master_instance_id(n) for n in range(1, 11))
+    assert sorted(report["registered"]["instance_id"] for report in reports) == ids
+    assert {report["registered"]["registered"] for report in reports} == {"moved"}
+    session = _core.Session(_core.Config.from_json(json.dumps(stack.phoenix_block())))
+    rows = session.list_instances("master")
+    assert sorted(row["instance_id"] for row in rows) == ids
+    assert {row["state"] for row in rows} == {"launching"}
+    assert session.live_masters() == []
 
 
 def test_a_different_local_key_is_replaced_only_when_asked(

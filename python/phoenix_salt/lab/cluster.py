@@ -3,6 +3,7 @@ failover mode over all of them, every daemon with Phoenix loaded."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -56,36 +57,19 @@ class Cluster:
         bin_dir: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
         supervised_minions: bool = False,
+        bootstrap: bool = False,
     ) -> None:
         self.workdir = workdir
         self.emulator = emulator
         self.phoenix = dict(phoenix)
         self.bin_dir = bin_dir
+        self.bootstrap = bootstrap
+        self.master_opts = dict(master_opts or {})
         interfaces = [LOOPBACK.format(i + 1) for i in range(masters)]
         self.publish_port = free_port(interfaces)
         self.ret_port = free_port(interfaces)
-        env = {**emulator.env(), **(extra_env or {})}
-        # Off EC2, each master is told who it is; everything else in the block is shared.
-        self.masters = [
-            SaltMaster(
-                f"master{i + 1}",
-                workdir / f"master{i + 1}",
-                interface,
-                self.publish_port,
-                self.ret_port,
-                env,
-                {
-                    "phoenix": {
-                        **self.phoenix,
-                        "master_id": master_instance_id(i + 1),
-                        "master_address": interface,
-                    },
-                    **(master_opts or {}),
-                },
-                bin_dir,
-            )
-            for i, interface in enumerate(interfaces)
-        ]
+        self.env = {**emulator.env(), **(extra_env or {})}
+        self.masters = [self._master(i + 1) for i in range(masters)]
         # The drop-in that the beacon and `phoenix minion-config` write names the lab's ports.
         minion_phoenix = {
             **self.phoenix,
@@ -101,7 +85,7 @@ class Cluster:
                 workdir / f"minion{i + 1}",
                 interfaces,
                 self.ret_port,
-                env,
+                self.env,
                 {"phoenix": minion_phoenix, **(minion_opts or {})},
                 bin_dir,
                 publish_port=self.publish_port,
@@ -110,25 +94,90 @@ class Cluster:
             for i in range(minions)
         ]
 
+    def _master(self, number: int) -> SaltMaster:
+        """Master ``number`` on 127.0.0.<number>, with the cluster's ports. Off EC2, each
+        master is told who it is; everything else in the block is shared."""
+        interface = LOOPBACK.format(number)
+        return SaltMaster(
+            f"master{number}",
+            self.workdir / f"master{number}",
+            interface,
+            self.publish_port,
+            self.ret_port,
+            self.env,
+            {
+                "phoenix": {
+                    **self.phoenix,
+                    "master_id": master_instance_id(number),
+                    "master_address": interface,
+                },
+                **self.master_opts,
+            },
+            self.bin_dir,
+        )
+
     def start(
         self, timeout: float = 120.0, wait_for_minions: bool = True, start_minions: bool = True
     ) -> None:
-        """Starts the masters (sharing one key pair), then (unless told not to) the minions,
+        """Starts the masters (sharing one key pair: from ``phoenix master-bootstrap`` when
+        the cluster bootstraps, else generated here), then (unless told not to) the minions,
         and (unless told not to) waits until every minion answers ``test.ping`` through the
         first master."""
-        pem, pub = generate_master_key_pair(self.workdir / "master-key", self.bin_dir)
-        for master in self.masters:
-            master.pki_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copy(pem, master.pki_dir / "master.pem")
-            shutil.copy(pub, master.pki_dir / "master.pub")
-            (master.pki_dir / "master.pem").chmod(0o400)
-            master.start()
+        if self.bootstrap:
+            for master in self.masters:
+                self.bootstrap_master(master)
+                master.start()
+        else:
+            pem, pub = generate_master_key_pair(self.workdir / "master-key", self.bin_dir)
+            for master in self.masters:
+                master.pki_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copy(pem, master.pki_dir / "master.pem")
+                shutil.copy(pub, master.pki_dir / "master.pub")
+                (master.pki_dir / "master.pem").chmod(0o400)
+                master.start()
         if not start_minions:
             return
         for minion in self.minions:
             minion.start()
         if self.minions and wait_for_minions:
             wait_for(self.all_minions_answer, timeout, "every minion to answer test.ping")
+
+    def bootstrap_master(self, master: SaltMaster) -> dict[str, Any]:
+        """``phoenix master-bootstrap`` for ``master``, as its user data runs it before
+        salt-master starts; returns what it printed (``--json``)."""
+        master.write_config()
+        result = subprocess.run(
+            [
+                str(master.bin_dir / "phoenix"),
+                "master-bootstrap",
+                "-c",
+                str(master.conf_dir / "master"),
+                "--json",
+            ],
+            env=master.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"phoenix master-bootstrap for {master.name} exited {result.returncode}:\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        printed: dict[str, Any] = json.loads(result.stdout)
+        return printed
+
+    def add_master(self) -> tuple[SaltMaster, dict[str, Any]]:
+        """AutoScaling's replacement master: the next number, on its own loopback address
+        (the cluster's ports were free there when they were chosen, as loopback addresses
+        rarely differ), booted as user data boots one: ``phoenix master-bootstrap``, then
+        salt-master. Returns the master and what the bootstrap did."""
+        master = self._master(len(self.masters) + 1)
+        self.masters.append(master)
+        result = self.bootstrap_master(master)
+        master.start()
+        return master, result
 
     def all_minions_answer(self) -> bool:
         answers = self.masters[0].ping(timeout=5)

@@ -91,7 +91,11 @@ class Demo:
 
     def provision_stack(self) -> str:
         self.stack = provision(self.emulator, CLUSTER)
-        return f"tables phoenix-{CLUSTER}-masters/-minions, queue {self.stack.queue_url}"
+        out = self.stack.outputs
+        return (
+            f"stack phoenix-{CLUSTER}-data: tables {out['MastersTable']} and "
+            f"{out['MinionsTable']}, queue {out['QueueName']}, topic {out['TopicName']}"
+        )
 
     def start_cluster(self) -> str:
         assert self.stack is not None
@@ -301,7 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = Demo(workdir)
     try:
         timeline.run("start the AWS emulator", demo.start_emulator)
-        timeline.run("create the registry tables and the events queue", demo.provision_stack)
+        timeline.run(
+            "deploy the data stack (cfn/phoenix-data.yaml) into the emulator",
+            demo.provision_stack,
+        )
         timeline.run("start 2 salt-masters with Phoenix", demo.start_cluster)
         timeline.run("the instance_manager engine runs in each salt-master", demo.engine_runs)
         timeline.run("phoenix minion-config, then start salt-minion", demo.write_minion_config)

@@ -38,6 +38,8 @@ class LifecycleAction:
     status: str = "pending"  # pending, completed, abandoned, timed_out
     heartbeats: int = 0
     result: str | None = None
+    # When it was completed or abandoned (time.time()), for tests that check the order.
+    completed_at: float | None = None
 
     def refresh(self) -> None:
         if self.status == "pending" and time.monotonic() - self.started > self.heartbeat_timeout:
@@ -125,6 +127,7 @@ class LifecycleActions:
                         "ValidationError", f"invalid LifecycleActionResult {result!r}"
                     )
                 action.result = result
+                action.completed_at = time.time()
                 action.status = "completed" if result == "CONTINUE" else "abandoned"
         return 200, (
             f'<{action_name}Response xmlns="{XMLNS}"><{action_name}Result/>'

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import socket
 from collections.abc import Iterable
+
+from phoenix_salt.readiness import listening
 
 # Ports handed out in this process: a port the kernel just gave us stays free until a
 # daemon binds it, so never hand the same one out twice.
@@ -37,6 +38,4 @@ def _bindable(host: str, port: int) -> bool:
 
 
 def is_listening(host: str, port: int, timeout: float = 0.5) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
-        return True
-    return False
+    return listening(host, port, timeout)

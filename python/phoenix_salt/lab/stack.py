@@ -1,11 +1,14 @@
-"""The AWS side of a cluster, in the emulator: registry tables, the events queue and its
-dead-letter queue. The same names and settings as cfn/phoenix-data.yaml."""
+"""The AWS side of a cluster, in the emulator: the data stack (cfn/phoenix-data.yaml, shipped
+as phoenix_salt/templates) deployed through the emulator's CloudFormation, so every test and
+the demo run the engine against the tables, queues and topic the template creates."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 from phoenix_salt.lab.emulator import REGION, Emulator
@@ -13,6 +16,12 @@ from phoenix_salt.lab.emulator import REGION, Emulator
 # The emulator's redelivery is as real as AWS's: a message not deleted comes back after the
 # visibility timeout, and after this many receives it moves to the dead-letter queue.
 MAX_RECEIVE_COUNT = 5
+DEPLOY_TIMEOUT_SECONDS = 60
+
+
+def data_template() -> str:
+    """The data stack's template, as the wheel ships it."""
+    return (resources.files("phoenix_salt") / "templates" / "phoenix-data.yaml").read_text()
 
 
 @dataclass(frozen=True)
@@ -20,6 +29,8 @@ class Stack:
     cluster: str
     queue_url: str
     dead_letter_queue_url: str
+    # The data stack's outputs (TopicArn, PhoenixConfig, ...).
+    outputs: Mapping[str, str] = field(default_factory=dict)
 
     def phoenix_block(self, **extra: Any) -> dict[str, Any]:
         """The ``phoenix:`` block that points at this stack."""
@@ -41,11 +52,11 @@ class Stack:
         )
 
 
-def _sqs(emulator: Emulator) -> Any:
+def _client(emulator: Emulator, service: str) -> Any:
     import boto3
 
     return boto3.client(
-        "sqs",
+        service,
         endpoint_url=emulator.url,
         region_name=REGION,
         aws_access_key_id="testing",
@@ -53,25 +64,40 @@ def _sqs(emulator: Emulator) -> Any:
     )
 
 
-def provision(emulator: Emulator, cluster: str, visibility_timeout: int = 10) -> Stack:
-    """Creates the registry tables and the queues for ``cluster`` in the emulator."""
-    from phoenix_salt import _core
+def _sqs(emulator: Emulator) -> Any:
+    return _client(emulator, "sqs")
 
-    config = _core.Config.from_json(json.dumps({"cluster": cluster, "region": REGION}))
-    session = _core.Session(config)
-    session.create_registry_tables()
-    sqs = _sqs(emulator)
-    dlq_url = sqs.create_queue(QueueName=f"phoenix-{cluster}-events-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    queue_url = sqs.create_queue(
-        QueueName=f"phoenix-{cluster}-events",
-        Attributes={
-            "VisibilityTimeout": str(visibility_timeout),
-            "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
-            ),
-        },
-    )["QueueUrl"]
-    return Stack(cluster, queue_url, dlq_url)
+
+def provision(emulator: Emulator, cluster: str, visibility_timeout: int = 10) -> Stack:
+    """Deploys the data stack for ``cluster`` into the emulator and returns its queues.
+
+    ``visibility_timeout`` is short here (the template's default is 120 s) so that tests see
+    a message that was not applied come back within seconds."""
+    cloudformation = _client(emulator, "cloudformation")
+    name = f"phoenix-{cluster}-data"
+    parameters = {
+        "ClusterName": cluster,
+        "VisibilityTimeoutSeconds": str(visibility_timeout),
+        "MaxReceiveCount": str(MAX_RECEIVE_COUNT),
+        # Tests and the demo throw the emulator away; nothing to protect.
+        "TableDeletionProtection": "false",
+    }
+    cloudformation.create_stack(
+        StackName=name,
+        TemplateBody=data_template(),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    deadline = time.monotonic() + DEPLOY_TIMEOUT_SECONDS
+    while True:
+        (stack,) = cloudformation.describe_stacks(StackName=name)["Stacks"]
+        status = stack["StackStatus"]
+        if status == "CREATE_COMPLETE":
+            break
+        if not status.endswith("_IN_PROGRESS") or time.monotonic() > deadline:
+            raise RuntimeError(
+                f"stack {name}: {status} {stack.get('StackStatusReason', '')}".strip()
+            )
+        time.sleep(0.2)
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    return Stack(cluster, outputs["QueueUrl"], outputs["DeadLetterQueueUrl"], outputs)

@@ -46,20 +46,35 @@ def journal_entries(journal: Path) -> list[tuple[float, str]]:
     return entries
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the command and everything it forked, then SIGKILL what is left."""
+def _session_of(member: psutil.Process) -> int | None:
     try:
-        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(True)]
+        return os.getsid(member.pid)
+    except OSError:
+        return None
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stops the command as systemd stops Salt's own salt-minion unit (``KillMode=process``):
+    SIGTERM to the main process, which stops its own children; what is left of its session
+    after the timeout is killed. A process that started a session of its own on purpose is
+    left alone: the beacon's restart command (detached, as ``systemctl --no-block restart``
+    is) may still be exiting when the restart it asked for begins, and killing it would make
+    the beacon see its own restart fail."""
+    try:
+        main = psutil.Process(process.pid)
+        session = _session_of(main)
+        tree = [main, *main.children(True)]
     except psutil.NoSuchProcess:
-        tree = []
-    for member in tree:
+        main, session, tree = None, None, []
+    if main is not None:
         with contextlib.suppress(psutil.NoSuchProcess):
-            member.terminate()
-    _, alive = psutil.wait_procs(tree, timeout=STOP_TIMEOUT_SECONDS)
-    for member in alive:
+            main.terminate()
+        psutil.wait_procs([main], timeout=STOP_TIMEOUT_SECONDS)
+    leftovers = [m for m in tree if m.is_running() and _session_of(m) == session]
+    for member in leftovers:
         with contextlib.suppress(psutil.NoSuchProcess):
             member.kill()
-    psutil.wait_procs(alive, timeout=5)
+    psutil.wait_procs(leftovers, timeout=5)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=5)
 

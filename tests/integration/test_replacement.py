@@ -1,0 +1,113 @@
+"""A replacement master picks up where the old one left off: booted from `phoenix
+master-bootstrap` like every master, it holds the cluster's key pair and every pinned minion
+key before salt-master starts, so the minions that move to it are served at once, with no
+manual key action and no "master key has changed"."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from phoenix_salt import _core
+from phoenix_salt.lab.cluster import Cluster, master_instance_id
+from phoenix_salt.lab.emulator import Emulator
+from phoenix_salt.lab.processes import wait_for
+from phoenix_salt.lab.salt import BusListener
+from phoenix_salt.lab.stack import Stack, provision
+
+from . import fleet
+
+pytestmark = pytest.mark.integration
+
+MASTER_OPTS = {"engines": [{"instance_manager": {}}], "auto_accept": False}
+MINION_OPTS = {"beacons": {"master_list": [{"interval": 1}]}}
+PHOENIX: dict[str, Any] = {
+    "heartbeat_interval": 1,
+    "master_stale_after": 4,
+    "keys": {"reconcile_interval": 2},
+    "beacon": {
+        "refresh_interval": 1,
+        "restart_jitter": 1,
+        "restart_splay": 2,
+        "min_restart_interval": 2,
+    },
+}
+# What a minion logs (salt/crypt.py) when a master's public key differs from the cached one.
+KEY_CHANGED = "The master key has changed"
+
+
+@pytest.fixture
+def stack(aws: Emulator) -> Stack:
+    return provision(aws, "test")
+
+
+def _pinned(stack: Stack, instance: str) -> str | None:
+    row = fleet.session(stack).get_instance("minion", instance) or {}
+    return (row.get("key") or {}).get("fingerprint")
+
+
+def test_a_replacement_master_serves_every_minion_with_no_key_action(
+    aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
+) -> None:
+    cluster = make_cluster(
+        stack.phoenix_block(**PHOENIX),
+        masters=2,
+        minions=3,
+        master_opts=MASTER_OPTS,
+        minion_opts=MINION_OPTS,
+        supervised_minions=True,
+        start_minions=False,
+        wait_for_minions=False,
+        bootstrap=True,
+    )
+    first, second = cluster.masters
+    cluster_key = (second.pki_dir / "master.pub").read_text()
+    assert (first.pki_dir / "master.pub").read_text() == cluster_key
+    fleet.start_minions(aws, stack, cluster)
+    ids = sorted(minion.minion_id for minion in cluster.minions)
+    wait_for(
+        lambda: all(_pinned(stack, minion_id) for minion_id in ids),
+        60,
+        "every minion's key to be pinned",
+    )
+
+    # AutoScaling replaces the first master: it dies hard, its termination reaches the
+    # registry, and the replacement boots the way user data boots every master.
+    first.process.signal_group(signal.SIGKILL)
+    fleet.terminate_master(aws, stack, master_instance_id(1))
+    replacement, booted = cluster.add_master()
+    assert booted["key_pair"] == "existing"
+    assert booted["registered"]["instance_id"] == master_instance_id(3)
+    assert sorted(booted["pre_seeded"]) == ids
+    assert (replacement.pki_dir / "master.pub").read_text() == cluster_key
+    for minion in cluster.minions:
+        seeded = (replacement.pki_dir / "minions" / minion.minion_id).read_text()
+        assert _core.pem_fingerprint(seeded) == _pinned(stack, minion.minion_id)
+
+    # Then the other original master goes as well: every minion must now be served by the
+    # replacement, which no minion has ever talked to.
+    with BusListener(replacement) as bus:
+        second.process.signal_group(signal.SIGKILL)
+        fleet.terminate_master(aws, stack, master_instance_id(2))
+        for minion in cluster.minions:
+            wait_for(
+                lambda minion_id=minion.minion_id: fleet.answers(replacement, minion_id),
+                240,
+                f"{minion.minion_id} to answer through the replacement master",
+            )
+        auths = [
+            (data.get("id"), data.get("act")) for tag, data in bus.drain() if tag == "salt/auth"
+        ]
+    # No key was ever pending on the replacement: each was accepted from the pin.
+    assert not [auth for auth in auths if auth[1] == "pend"]
+    assert replacement.keys() == {
+        "minions": ids,
+        "minions_pre": [],
+        "minions_rejected": [],
+        "minions_denied": [],
+    }
+    for minion in cluster.minions:
+        assert KEY_CHANGED not in minion.log_text(), minion.minion_id
