@@ -1,7 +1,9 @@
 """`make demo` runs end to end: the key of a minion the registry does not know waits, and is
 accepted once AutoScaling's launch reaches the registry; its first highstate runs once and
 lets the launch go on; when the minion's master hangs, the minion follows to the live master
-without running its first highstate again."""
+without running its first highstate again; a replacement master booted through
+`phoenix master-bootstrap` serves the minion with no key action once the last original
+master is killed."""
 
 from __future__ import annotations
 
@@ -31,3 +33,5 @@ def test_the_demo_runs_the_main_job() -> None:
     assert "its first highstate not run again" in result.stdout
     assert "pre-seeded the key" in result.stdout
     assert "the beacon restarted the minion" in result.stdout
+    assert "key pair existing, 1 pinned key(s) pre-seeded, registered as launching" in result.stdout
+    assert "pending keys there: 0; 'master key has changed' never logged" in result.stdout

@@ -22,7 +22,7 @@ from typing import Any
 
 from phoenix_salt import _core, status
 from phoenix_salt.lab import messages
-from phoenix_salt.lab.cluster import Cluster
+from phoenix_salt.lab.cluster import Cluster, master_instance_id
 from phoenix_salt.lab.emulator import Emulator
 from phoenix_salt.lab.lifecycle_actions import LifecycleActions
 from phoenix_salt.lab.processes import stop_all, wait_for
@@ -31,6 +31,8 @@ from phoenix_salt.lab.stack import Stack, provision
 from phoenix_salt.reactor import reactor_config
 
 CLUSTER = "demo"
+# What a minion logs (salt/crypt.py) when a master's public key differs from the cached one.
+KEY_CHANGED = "The master key has changed"
 
 
 @dataclass
@@ -81,6 +83,8 @@ class Demo:
         self.stack: Stack | None = None
         self.cluster: Cluster | None = None
         self.launch_token = ""
+        self.hung: SaltMaster | None = None
+        self.replacement: SaltMaster | None = None
 
     def start_emulator(self) -> str:
         self.emulator.start()
@@ -124,6 +128,8 @@ class Demo:
             extra_env=self.lifecycle.env(),
             # The minion's restarts go through the lab's stand-in for systemd.
             supervised_minions=True,
+            # Every master boots through `phoenix master-bootstrap`: one key pair, stored.
+            bootstrap=True,
         )
         self.cluster.start(start_minions=False)
         self._write_state_tree()
@@ -262,6 +268,7 @@ class Demo:
         """The minion's master stops (SIGSTOP: sockets stay open, so Salt's own failover
         sees nothing); its heartbeat goes stale and the beacon moves the minion."""
         hung, live = self.first_master, self.other_master
+        self.hung = hung
         minion = self.minion.minion_id
         jid = self._highstate()["jid"]
         hung_at = time.time()
@@ -279,6 +286,78 @@ class Demo:
             f"(drop-in now {', '.join(self.drop_in_masters())}); it answers through {live.name}; "
             f"its first highstate {again}"
         )
+
+    def replace_hung_master(self) -> str:
+        """AutoScaling terminates the hung master (its notification reaches the registry) and
+        launches a replacement, which boots as user data boots every master: ``phoenix
+        master-bootstrap``, then salt-master."""
+        assert self.cluster is not None and self.stack is not None and self.hung is not None
+        self.hung.stop()
+        self._notify_termination(self.hung)
+        replacement, booted = self.cluster.add_master()
+        self.replacement = replacement
+        registry = self._session()
+        wait_for(
+            lambda: replacement.interface in {m["address"] for m in registry.live_masters()},
+            60,
+            f"{replacement.name} to register itself once salt-master serves",
+        )
+        live = sorted(m["address"] for m in registry.live_masters())
+        registered = "registered as launching" if booted["registered"] else "not registered"
+        return (
+            f"{self.hung.name} terminated; {replacement.name} ({replacement.interface}) booted: "
+            f"key pair {booted['key_pair']}, {len(booted['pre_seeded'])} pinned key(s) "
+            f"pre-seeded, {registered} by the bootstrap, running once salt-master served; "
+            f"live masters {', '.join(live)}"
+        )
+
+    def kill_serving_master(self) -> str:
+        """The master that serves the minion now dies hard (SIGKILL, then its termination):
+        the minion moves to the replacement, which it has never talked to, with no key
+        action and no 'master key has changed'."""
+        assert self.cluster is not None and self.stack is not None
+        assert self.replacement is not None
+        replacement, killed = self.replacement, self.other_master_of(self.replacement)
+        minion = self.minion.minion_id
+        restarts = len(self.minion.restarts())
+        killed_at = time.time()
+        killed.process.signal_group(signal.SIGKILL)
+        self._notify_termination(killed)
+        wait_for(
+            lambda: replacement.ping(minion, timeout=5).get(minion, False),
+            120,
+            f"the minion to answer through {replacement.name}",
+        )
+        answered = time.time() - killed_at
+        changed = "LOGGED" if KEY_CHANGED in self.minion.log_text() else "never logged"
+        pending = replacement.keys()["minions_pre"]
+        return (
+            f"{killed.name} killed; the minion answers through {replacement.name} "
+            f"{answered:.0f} s later ({len(self.minion.restarts()) - restarts} restart(s)); "
+            f"pending keys there: {len(pending)}; 'master key has changed' {changed}"
+        )
+
+    def _notify_termination(self, master: SaltMaster) -> None:
+        """AutoScaling's termination notification for ``master``, through the topic's
+        envelope into the queue."""
+        assert self.cluster is not None and self.stack is not None
+        number = self.cluster.masters.index(master) + 1
+        notification = messages.asg_notification(
+            messages.TERMINATE,
+            master_instance_id(number),
+            f"phoenix-{CLUSTER}-masters",
+            messages.aws_time(),
+        )
+        self.stack.send(self.emulator, messages.sns_envelope(notification))
+
+    def other_master_of(self, master: SaltMaster) -> SaltMaster:
+        """The one running master that is not ``master``."""
+        assert self.cluster is not None
+        return next(m for m in self.cluster.masters if m is not master and m is not self.hung)
+
+    def _session(self) -> _core.Session:
+        assert self.stack is not None
+        return _core.Session(_core.Config.from_json(json.dumps(self.stack.phoenix_block())))
 
     def versions(self) -> str:
         versions = self.first_master.salt_run("phoenix.version")
@@ -316,10 +395,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeline.run("Phoenix accepts its key (registry-checked)", demo.key_accepted)
         timeline.run("its first highstate runs once, then the launch goes on", demo.first_highstate)
         timeline.run("salt-run phoenix.version", demo.versions)
-        live = demo.other_master
         timeline.run("the minion's master hangs: the minion follows", demo.master_hangs)
+        timeline.run(
+            "AutoScaling replaces the hung master (phoenix master-bootstrap)",
+            demo.replace_hung_master,
+        )
+        timeline.run(
+            "the serving master is killed (SIGKILL): the minion moves to the replacement",
+            demo.kill_serving_master,
+        )
         print()
-        print(status.render(live.salt_run("phoenix.status")))
+        assert demo.replacement is not None
+        print(status.render(demo.replacement.salt_run("phoenix.status")))
         print()
         print(timeline.summary())
         return 0
