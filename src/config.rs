@@ -55,6 +55,8 @@ pub struct PhoenixConfig {
     pub beacon: BeaconSettings,
     /// How the masters run every new minion's first highstate.
     pub highstate: HighstateSettings,
+    /// SNS push delivery through salt-api's webhook.
+    pub sns: crate::sns::SnsSettings,
 }
 
 /// The first highstate's knobs (`phoenix.highstate`).
@@ -194,6 +196,8 @@ struct RawConfig {
     beacon: RawBeaconSettings,
     #[serde(default)]
     highstate: RawHighstateSettings,
+    #[serde(default)]
+    sns: crate::sns::settings::RawSnsSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -445,6 +449,7 @@ impl RawConfig {
             },
             beacon: self.beacon.validate()?,
             highstate: self.highstate.validate()?,
+            sns: self.sns.validate()?,
         })
     }
 }

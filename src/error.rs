@@ -36,6 +36,10 @@ pub enum Error {
     #[error("bad message: {0}")]
     Message(#[from] crate::lifecycle::MessageError),
 
+    /// An SNS push message that Phoenix refuses (unverified, stale, not allowed).
+    #[error("SNS message refused: {0}")]
+    Sns(#[from] crate::sns::SnsRejection),
+
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {

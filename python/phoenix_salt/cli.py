@@ -97,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
         "reactor-config",
         help="print the master config block that wires Phoenix's reactor files",
     )
+    reactor.add_argument(
+        "--sns",
+        action="store_true",
+        help="also wire SNS push delivery (salt/netapi/hook/phoenix/sns, see docs/sns.md)",
+    )
     reactor.set_defaults(run=_reactor_config)
 
     bootstrap = commands.add_parser(
@@ -159,14 +164,17 @@ def _load_config(args: argparse.Namespace) -> Any:
     return config.load(saltconf.read(path))
 
 
-def _reactor_config(_args: argparse.Namespace) -> int:
+def _reactor_config(args: argparse.Namespace) -> int:
     import yaml
 
     from phoenix_salt import reactor
 
     print("# Phoenix reactor files: merge into the master config (e.g. master.d/phoenix.conf)")
     print(
-        yaml.safe_dump(reactor.reactor_config(), default_flow_style=False, sort_keys=False), end=""
+        yaml.safe_dump(
+            reactor.reactor_config(sns=args.sns), default_flow_style=False, sort_keys=False
+        ),
+        end="",
     )
     return EXIT_OK
 

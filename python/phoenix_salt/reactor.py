@@ -11,6 +11,8 @@ REACTIONS = (
     ("phoenix/instance/*/terminated", "instance_terminated.sls"),
     ("salt/minion/*/start", "minion_start.sls"),
 )
+# SNS push delivery through salt-api's webhook: wired only where an operator turns it on.
+SNS_REACTION = ("salt/netapi/hook/phoenix/sns", "sns_hook.sls")
 
 
 def reactor_dir() -> Path:
@@ -18,6 +20,8 @@ def reactor_dir() -> Path:
     return Path(__file__).resolve().parent / "salt_modules" / "reactor"
 
 
-def reactor_config() -> dict[str, Any]:
-    """``{"reactor": [{tag: [path]}, ...]}`` for the master config."""
-    return {"reactor": [{tag: [str(reactor_dir() / name)]} for tag, name in REACTIONS]}
+def reactor_config(sns: bool = False) -> dict[str, Any]:
+    """``{"reactor": [{tag: [path]}, ...]}`` for the master config; with ``sns``, also the
+    SNS push hook."""
+    reactions = [*REACTIONS, SNS_REACTION] if sns else list(REACTIONS)
+    return {"reactor": [{tag: [str(reactor_dir() / name)]} for tag, name in reactions]}

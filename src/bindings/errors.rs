@@ -110,6 +110,10 @@ fn to_python(py: Python<'_>, err: Error) -> PyErr {
             MessageError::new_err(message),
             vec![("reason", object(py, reason.kind()))],
         ),
+        Error::Sns(rejection) => (
+            MessageError::new_err(message),
+            vec![("reason", object(py, rejection.kind()))],
+        ),
         Error::Internal(_) => (InternalError::new_err(message), vec![]),
     };
     let value = pyerr.value(py);

@@ -14,6 +14,7 @@ mod logging;
 mod master_key;
 mod messages;
 mod session;
+mod sns;
 mod wait;
 
 use pyo3::prelude::*;
@@ -30,6 +31,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<keys::KeyManager>()?;
     m.add_class::<follow::MasterFollower>()?;
     m.add_class::<highstate::FirstHighstate>()?;
+    m.add_class::<sns::SnsReceiver>()?;
     m.add_function(wrap_pyfunction!(messages::parse_message, m)?)?;
     m.add_function(wrap_pyfunction!(keys::plan_key_actions, m)?)?;
     m.add_function(wrap_pyfunction!(keys::pem_fingerprint, m)?)?;

@@ -53,6 +53,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::MessageError;
 pub use instance_id::{InstanceId, InstanceIdError};
+pub(crate) use timestamp::parse_time_ms;
 
 /// The largest body SQS delivers (256 KiB). Anything bigger did not come from SQS and is
 /// rejected before it is parsed.

@@ -15,7 +15,7 @@ use super::error::MessageError;
 /// Digits below the millisecond are dropped, rounding towards the past, so two times that
 /// differ by less than a millisecond keep their order or compare equal, never swap. A leap
 /// second (`:60`) is accepted and counts as the last instant of the second before it.
-pub(super) fn parse_time_ms(field: String, text: &str) -> Result<i64, MessageError> {
+pub(crate) fn parse_time_ms(field: String, text: &str) -> Result<i64, MessageError> {
     let parsed = OffsetDateTime::parse(text, &Rfc3339)
         .map_err(|_| MessageError::invalid_time(field.clone(), text))?;
     let ms = parsed.unix_timestamp_nanos().div_euclid(1_000_000);

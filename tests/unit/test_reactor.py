@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from phoenix_salt.reactor import REACTIONS, reactor_config, reactor_dir
+from phoenix_salt.reactor import REACTIONS, SNS_REACTION, reactor_config, reactor_dir
 
 ID = "i-0123456789abcdef0"
 
@@ -73,3 +73,22 @@ def test_the_config_block_names_installed_files() -> None:
     for entry in block:
         for path in next(iter(entry.values())):
             assert (reactor_dir() / path).is_file()
+
+
+def test_an_sns_body_reaches_the_runner_exactly_as_posted() -> None:
+    # The signed text must survive the reactor's rendering byte for byte: quotes,
+    # backslashes, newlines, YAML and Jinja syntax, non-ASCII.
+    body = (
+        '{"Type": "Notification", "Message": "{\\"Event\\": \\"x\\"}\\n: - [a]",'
+        ' "Subject": "Auto Scaling: launch for group \\"g\\" {{ 1 }} {% raw %} é",'
+        ' "Signature": "a/b+c=="}\n'
+    )
+    rendered = _render("sns_hook.sls", "salt/netapi/hook/phoenix/sns", {"body": body})
+    assert rendered == {"phoenix_sns_receive": {"runner.sns_runner.receive": [{"body": body}]}}
+    assert _render("sns_hook.sls", "salt/netapi/hook/phoenix/sns", {"post": {}}) is None
+
+
+def test_the_sns_hook_is_wired_only_when_asked() -> None:
+    tags = [next(iter(entry)) for entry in reactor_config(sns=True)["reactor"]]
+    assert tags == [tag for tag, _ in REACTIONS] + [SNS_REACTION[0]]
+    assert SNS_REACTION[0] not in [next(iter(e)) for e in reactor_config()["reactor"]]

@@ -375,3 +375,40 @@ class BusListener:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+class SaltApi:
+    """salt-api with rest_cherrypy beside a master, plain HTTP on the master's interface.
+    The master's config must carry the ``rest_cherrypy`` block (:meth:`opts`) before the
+    master starts: salt-api reads the master's config file."""
+
+    def __init__(self, master: SaltMaster) -> None:
+        self.master = master
+        self.port = int(master.opts["rest_cherrypy"]["port"])
+        self.process = ManagedProcess(
+            f"salt-api:{master.name}",
+            [str(master.bin_dir / "salt-api"), "-c", str(master.conf_dir), "-l", "quiet"],
+            log_path=master.root / "api.stdout",
+            env=master.env,
+        )
+
+    @staticmethod
+    def opts(port: int, interface: str, **extra: Any) -> dict[str, Any]:
+        """The master config block for salt-api on ``interface:port``, without TLS (the
+        lab's loopback only)."""
+        return {"rest_cherrypy": {"port": port, "host": interface, "disable_ssl": True, **extra}}
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.master.interface}:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.process.start()
+        wait_for(
+            lambda: is_listening(self.master.interface, self.port),
+            timeout,
+            f"{self.process.name} to listen on port {self.port}",
+        )
+
+    def stop(self) -> None:
+        self.process.stop()
