@@ -73,6 +73,12 @@ def receive(body=None):
             return failed(f"SNS message refused: {exc}", reason=event["data"]["reason"])
     finally:
         bus.destroy()
+    if result.get("outcome") == "rejected":
+        return failed(
+            f"SNS message {result['message_id']} verified but not an AutoScaling event "
+            "Phoenix applies (see the phoenix/message/rejected event)",
+            **result,
+        )
     if result.get("outcome") == "retry":
         return failed(
             f"SNS message {result['message_id']} verified but not applied (AWS errors): the "

@@ -37,36 +37,42 @@ _CACHE: OrderedDict[str, str] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 
 
-def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
-    """TLS with certificate and host name checks, trusting ``phoenix.sns.ca_bundle`` when
-    set (a private CA, another partition's roots), else the system's store."""
-    return ssl.create_default_context(cafile=ca_bundle)
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Only the checked URL is fetched: a redirect elsewhere is an error, not followed."""
+
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
 
 
 def _fetch(url: str, ca_bundle: str | None, limit: int) -> bytes:
-    # The URL was checked by the core: https, an SNS host, no user info, default port.
+    """GET ``url`` (checked by the core: https, an allowed host, no user info) over TLS
+    with certificate and host name checks, trusting ``phoenix.sns.ca_bundle`` when set (a
+    private CA, another partition's roots), else the system's store."""
+    context = ssl.create_default_context(cafile=ca_bundle)
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _NoRedirects)
     request = urllib.request.Request(url, headers={"User-Agent": "phoenix-salt"})  # noqa: S310
-    with urllib.request.urlopen(  # noqa: S310 - https only, checked before
-        request, timeout=FETCH_TIMEOUT_SECONDS, context=_tls_context(ca_bundle)
-    ) as response:
+    with opener.open(request, timeout=FETCH_TIMEOUT_SECONDS) as response:
         body: bytes = response.read(limit + 1)
     if len(body) > limit:
         raise ValueError(f"{url} served more than {limit} bytes")
     return body
 
 
-def certificate(url: str, ca_bundle: str | None) -> str:
-    """The PEM certificate at ``url``, from the cache or fetched over TLS."""
+def certificate(url: str, ca_bundle: str | None) -> tuple[str, bool]:
+    """The PEM certificate at ``url`` and whether it came from the cache (which holds only
+    certificates that verified a message), else fetched over TLS."""
     with _CACHE_LOCK:
         if url in _CACHE:
             _CACHE.move_to_end(url)
-            return _CACHE[url]
-    pem = _fetch(url, ca_bundle, MAX_CERTIFICATE_BYTES).decode("ascii", errors="replace")
+            return _CACHE[url], True
+    return _fetch(url, ca_bundle, MAX_CERTIFICATE_BYTES).decode("ascii", errors="replace"), False
+
+
+def _remember(url: str, pem: str) -> None:
     with _CACHE_LOCK:
         _CACHE[url] = pem
         while len(_CACHE) > CACHED_CERTIFICATES:
             _CACHE.popitem(last=False)
-    return pem
 
 
 class Receiver:
@@ -83,9 +89,13 @@ class Receiver:
         ``phoenix_salt.MessageError`` (with ``reason``) for a refused message, and
         ``OSError`` when the certificate or the SubscribeURL cannot be fetched."""
         checked = self._core.check(body)
-        pem = certificate(checked["cert_url"], self._core.ca_bundle)
+        pem, cached = certificate(checked["cert_url"], self._core.ca_bundle)
         for attempt in range(1, APPLY_ATTEMPTS + 1):
             result: dict[str, Any] = self._core.receive(body, pem)
+            if not cached:
+                # It verified a signature: a certificate worth keeping.
+                _remember(checked["cert_url"], pem)
+                cached = True
             self._fire(result.get("events") or [])
             if result["outcome"] != "retry" or attempt == APPLY_ATTEMPTS:
                 break
@@ -108,13 +118,22 @@ class Receiver:
 
 def rejected_event(body: str, exc: Exception) -> dict[str, Any]:
     """``phoenix/message/rejected`` for a refused push message, as the engine fires it for
-    a queue message."""
+    a queue message. ``reason`` is the core's kind, ``fetch_failed`` when the certificate
+    or the SubscribeURL could not be fetched."""
+    from phoenix_salt import MessageError
+
+    if isinstance(exc, MessageError):
+        reason = str(exc.reason)
+    elif isinstance(exc, OSError):
+        reason = "fetch_failed"
+    else:
+        reason = "invalid"
     return {
         "tag": "phoenix/message/rejected",
         "data": {
             "message_id": _message_id(body),
             "delivery": "sns_push",
-            "reason": getattr(exc, "reason", type(exc).__name__),
+            "reason": reason,
             "error": str(exc),
         },
     }

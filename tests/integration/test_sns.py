@@ -130,6 +130,22 @@ def test_signed_notifications_are_applied_and_everything_else_is_refused(
         assert _row(stack, minion_instance_id(number)) is None
 
 
+def test_only_a_certificate_that_verified_a_message_is_cached(
+    stack: Stack, fake_sns: FakeSns
+) -> None:
+    receiver = _receiver(stack, fake_sns, [])
+    forged = json.loads(fake_sns.sign(_notification(minion_instance_id(75))))
+    # A real signature, of another message.
+    forged["Signature"] = json.loads(fake_sns.sign(_notification(minion_instance_id(76))))[
+        "Signature"
+    ]
+    assert _refused(receiver, json.dumps(forged)) == "bad_signature"
+    assert fake_sns.requests == [CERT_PATH]
+    receiver.receive(fake_sns.sign(_notification(minion_instance_id(77))))
+    receiver.receive(fake_sns.sign(_notification(minion_instance_id(78))))
+    assert fake_sns.requests == [CERT_PATH, CERT_PATH]
+
+
 def test_a_certificate_from_an_untrusted_server_is_not_used(
     stack: Stack, fake_sns: FakeSns, tmp_path: Path
 ) -> None:
