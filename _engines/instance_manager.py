@@ -300,6 +300,45 @@ def _follow_highstates(config, interval, stopping):
         bus.destroy()
 
 
+def _poll_loop(engine, stopping):
+    """Polls the queue, applies what arrives and fires its events, until salt-master stops
+    (this loop never ends by itself: AWS errors mean backoff and poll again)."""
+    import phoenix_salt
+
+    bus = _bus()
+    failures = 0
+    while not stopping.is_set():
+        try:
+            report = engine.poll()
+        except phoenix_salt.PhoenixError as exc:
+            failures += 1
+            delay = _backoff(failures)
+            log.warning(
+                "phoenix: polling the queue failed (%s: %s); next try in %.0f s",
+                type(exc).__name__,
+                exc,
+                delay,
+            )
+            stopping.wait(delay)
+            continue
+        except Exception:  # a bug must not stop the engine: messages stay queued
+            failures += 1
+            delay = _backoff(failures)
+            log.exception(
+                "phoenix: polling the queue failed unexpectedly; next try in %.0f s", delay
+            )
+            stopping.wait(delay)
+            continue
+        failures = 0
+        _fire(bus, report["events"])
+        if report["received"]:
+            log.debug(
+                "phoenix: %(received)d received, %(deleted)d deleted, %(retry)d to retry, "
+                "%(rejected)d rejected",
+                report,
+            )
+
+
 def start():
     """The engine's main loop, run by Salt in its own process until salt-master stops."""
     import phoenix_salt
@@ -344,38 +383,17 @@ def start():
         daemon=True,
     ).start()
 
-    bus = _bus()
-    failures = 0
+    # More than one long poll at a time: while one batch is applied (registry writes,
+    # lifecycle completions), the next is already being received. Each poll releases the
+    # GIL while it waits on AWS.
+    for number in range(2, settings["pollers"] + 1):
+        threading.Thread(
+            target=_poll_loop,
+            args=(engine, stopping),
+            name=f"phoenix-poller-{number}",
+            daemon=True,
+        ).start()
     try:
-        while True:
-            try:
-                report = engine.poll()
-            except phoenix_salt.PhoenixError as exc:
-                failures += 1
-                delay = _backoff(failures)
-                log.warning(
-                    "phoenix: polling the queue failed (%s: %s); next try in %.0f s",
-                    type(exc).__name__,
-                    exc,
-                    delay,
-                )
-                time.sleep(delay)
-                continue
-            except Exception:  # a bug must not stop the engine: messages stay queued
-                failures += 1
-                delay = _backoff(failures)
-                log.exception(
-                    "phoenix: polling the queue failed unexpectedly; next try in %.0f s", delay
-                )
-                time.sleep(delay)
-                continue
-            failures = 0
-            _fire(bus, report["events"])
-            if report["received"]:
-                log.debug(
-                    "phoenix: %(received)d received, %(deleted)d deleted, %(retry)d to retry, "
-                    "%(rejected)d rejected",
-                    report,
-                )
+        _poll_loop(engine, stopping)
     finally:
         stopping.set()

@@ -29,6 +29,9 @@ pub struct PhoenixConfig {
     pub master_groups: Vec<String>,
     /// AutoScaling groups whose instances are minions.
     pub minion_groups: Vec<String>,
+    /// Concurrent long polls of the events queue in each master's engine: while one batch
+    /// is being applied, the next is already being received.
+    pub pollers: u32,
     /// Seconds between two heartbeats of a master.
     pub heartbeat_interval: f64,
     /// Seconds after the last heartbeat when a master leaves the live list.
@@ -180,6 +183,7 @@ struct RawConfig {
     master_groups: Option<Vec<String>>,
     minion_groups: Option<Vec<String>>,
     heartbeat_interval: Option<f64>,
+    pollers: Option<u32>,
     master_stale_after: Option<f64>,
     terminated_ttl: Option<u64>,
     highstate_gating: Option<bool>,
@@ -242,6 +246,7 @@ struct RawAwsSettings {
 
 pub mod defaults {
     pub const HEARTBEAT_INTERVAL: f64 = 5.0;
+    pub const POLLERS: u32 = 2;
     pub const MASTER_STALE_AFTER: f64 = 30.0;
     pub const TERMINATED_TTL: u64 = 7 * 24 * 3600;
     pub const CONNECT_TIMEOUT: f64 = 3.0;
@@ -374,6 +379,13 @@ impl RawConfig {
             ));
         }
 
+        let pollers = self.pollers.unwrap_or(defaults::POLLERS);
+        if !(1..=10).contains(&pollers) {
+            return Err(Error::config(
+                "phoenix.pollers",
+                format!("{pollers} is out of range: between 1 and 10"),
+            ));
+        }
         let heartbeat_interval = self
             .heartbeat_interval
             .unwrap_or(defaults::HEARTBEAT_INTERVAL);
@@ -434,6 +446,7 @@ impl RawConfig {
             master_key_secret,
             master_groups,
             minion_groups,
+            pollers,
             heartbeat_interval,
             master_stale_after,
             terminated_ttl,
@@ -860,6 +873,22 @@ mod tests {
         assert!(
             matches!(config.require_queue_url(), Err(Error::Config { key, .. }) if key == "phoenix.queue_url")
         );
+    }
+
+    #[test]
+    fn pollers_default_to_two_and_stay_in_range() {
+        let config = PhoenixConfig::from_json(r#"{"cluster": "p"}"#).unwrap();
+        assert_eq!(config.pollers, 2);
+        assert_eq!(
+            err_key(r#"{"cluster": "p", "pollers": 0}"#),
+            "phoenix.pollers"
+        );
+        assert_eq!(
+            err_key(r#"{"cluster": "p", "pollers": 11}"#),
+            "phoenix.pollers"
+        );
+        let one = PhoenixConfig::from_json(r#"{"cluster": "p", "pollers": 1}"#).unwrap();
+        assert_eq!(one.pollers, 1);
     }
 
     #[test]

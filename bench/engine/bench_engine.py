@@ -47,6 +47,7 @@ import os
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -133,18 +134,49 @@ def produce(
     primed.set()
 
 
-def run_phoenix(engine: _core.Engine, total: int, consumed: Any) -> collections.Counter[str]:
+def run_phoenix(
+    engine: _core.Engine, total: int, consumed: Any, pollers: int = 1
+) -> collections.Counter[str]:
+    """``pollers`` threads call ``Engine.poll`` in a loop, as the engine's own pollers do
+    (``phoenix.pollers``); each call releases the GIL while it waits on AWS."""
     notes: collections.Counter[str] = collections.Counter()
-    done, progress = 0, time.monotonic()
-    while done < total:
-        report = engine.poll(wait_seconds=1)
-        done += report["deleted"]
-        consumed.value = done
-        notes["engine-reported SQS calls"] += report["sqs_calls"]
-        for key in ("retry", "rejected", "delete_failed"):
-            notes[key] += report[key]
-        notes["empty receives"] += report["received"] == 0
-        progress = stall_check(report["deleted"], progress, done, total)
+    lock = threading.Lock()
+    state = {"done": 0, "progress": time.monotonic()}
+
+    def poll_until_done() -> None:
+        while True:
+            with lock:
+                if state["done"] >= total:
+                    return
+            report = engine.poll(wait_seconds=1)
+            with lock:
+                state["done"] += report["deleted"]
+                consumed.value = state["done"]
+                notes["engine-reported SQS calls"] += report["sqs_calls"]
+                for key in ("retry", "rejected", "delete_failed"):
+                    notes[key] += report[key]
+                notes["empty receives"] += report["received"] == 0
+                state["progress"] = stall_check(
+                    report["deleted"], state["progress"], state["done"], total
+                )
+
+    failures: list[BaseException] = []
+
+    def poller() -> None:
+        try:
+            poll_until_done()
+        except BaseException as exc:  # re-raised below, in the measuring thread
+            failures.append(exc)
+            with lock:
+                state["done"] = total  # stops the other pollers
+
+    threads = [threading.Thread(target=poller) for _ in range(pollers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
     return notes
 
 
@@ -332,9 +364,11 @@ def print_setup(args: argparse.Namespace) -> None:
     else:
         network = "none (the proxy on 127.0.0.1 forwards at once and only counts calls)"
     print(f"modelled network round trip: {network}", flush=True)
+    if args.separate_services:
+        print("DynamoDB served by a second emulator process, apart from SQS", flush=True)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=2)
@@ -347,32 +381,64 @@ def main() -> None:
     parser.add_argument(
         "--plain-reference", action="store_true", help="also run the plain-write reference"
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--pollers", type=int, default=2, help="concurrent polls of the engine (phoenix.pollers)"
+    )
+    parser.add_argument(
+        "--separate-services",
+        action="store_true",
+        help="serve DynamoDB from a second emulator process, as AWS serves it apart from SQS",
+    )
+    return parser.parse_args()
+
+
+def point_at_proxy(
+    emulator: Emulator, tables: Emulator, actions: LifecycleActions, proxy: LatencyProxy
+) -> tuple[str, str]:
+    """Points this process's AWS calls at the proxy: everything the measured loops call
+    goes through it (the producer does not). Returns the SQS and DynamoDB URLs."""
+    os.environ.update({**emulator.env(), **actions.env()})
+    sqs_url, dynamodb_url = proxy.url(emulator.port), proxy.url(tables.port)
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": sqs_url,
+            "AWS_ENDPOINT_URL_AUTO_SCALING": proxy.url(actions.port),
+            "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
+        }
+    )
+    return sqs_url, dynamodb_url
+
+
+def main() -> None:
+    args = parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="phx-bench-", dir="/tmp"))
     emulator = Emulator(workdir)
+    # One emulator process serves every service one request at a time; AWS does not.
+    tables = Emulator(workdir / "dynamodb") if args.separate_services else emulator
     actions = LifecycleActions()
-    proxy = LatencyProxy([emulator.port, actions.port], args.rtt_ms, workdir)
+    ports = list(dict.fromkeys([emulator.port, tables.port, actions.port]))
+    proxy = LatencyProxy(ports, args.rtt_ms, workdir)
     try:
         emulator.start()
+        if tables is not emulator:
+            tables.start()
         actions.start()
         proxy.start()
-        os.environ.update({**emulator.env(), **actions.env()})
-        # Everything the measured loops call goes through the proxy; the producer does not.
-        sqs_url, lifecycle_url = proxy.url(emulator.port), proxy.url(actions.port)
-        os.environ.update(
-            {"AWS_ENDPOINT_URL": sqs_url, "AWS_ENDPOINT_URL_AUTO_SCALING": lifecycle_url}
-        )
+        sqs_url, dynamodb_url = point_at_proxy(emulator, tables, actions, proxy)
         stack = provision(emulator, "bench", visibility_timeout=60)
-        engine = _core.Engine(
-            _core.Config.from_json(json.dumps(stack.phoenix_block(minion_groups=[GROUP])))
-        )
+        config = _core.Config.from_json(json.dumps(stack.phoenix_block(minion_groups=[GROUP])))
+        if tables is not emulator:
+            _core.Session(config).create_registry_tables()
+        engine = _core.Engine(config)
         sqs = boto3.client("sqs", endpoint_url=sqs_url, region_name=REGION)
-        dynamodb = boto3.client("dynamodb", endpoint_url=sqs_url, region_name=REGION)
+        dynamodb = boto3.client("dynamodb", endpoint_url=dynamodb_url, region_name=REGION)
         queue = stack.queue_url
 
         loops: dict[str, Callable[[int], Callable[[Any], collections.Counter[str]]]] = {
-            PHOENIX: lambda total: lambda consumed: run_phoenix(engine, total, consumed),
+            PHOENIX: lambda total: (
+                lambda consumed: run_phoenix(engine, total, consumed, args.pollers)
+            ),
             REFERENCE: lambda total: (
                 lambda consumed: run_reference(engine, sqs, queue, total, consumed)
             ),
@@ -404,6 +470,8 @@ def main() -> None:
         proxy.stop()
         actions.stop()
         emulator.stop()
+        if tables is not emulator:
+            tables.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -166,11 +166,26 @@ class Demo:
             60,
             "the launch lifecycle action to be completed",
         )
+        # CONTINUE puts the instance in service, and the group notifies its launch.
+        group = f"phoenix-{CLUSTER}-minions"
+        self.stack.send(
+            self.emulator,
+            messages.sns_envelope(
+                messages.asg_notification(messages.LAUNCH, minion, group, messages.aws_time())
+            ),
+        )
+        registry = self._session()
+        wait_for(
+            lambda: (registry.get_instance("minion", minion) or {}).get("state") == "running",
+            60,
+            "the launch notification to mark the minion running",
+        )
         record = self._highstate()
         return (
             f"{minion}: attempt {record['attempt']} (job {record['jid']}) on "
             f"{record['master']}, {record['changed']} state changed; "
-            f"lifecycle action {self.lifecycle.get(self.launch_token).result}"
+            f"lifecycle action {self.lifecycle.get(self.launch_token).result}; in service, "
+            "registered as running"
         )
 
     def _highstate(self) -> dict[str, Any]:
