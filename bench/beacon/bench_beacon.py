@@ -40,6 +40,7 @@ from phoenix_salt import _core, follow
 from phoenix_salt.lab.cluster import master_instance_id, minion_instance_id
 from phoenix_salt.lab.emulator import REGION, Emulator
 from phoenix_salt.lab.latency_proxy import LatencyProxy
+from phoenix_salt.lab.processes import interrupt_on_sigterm
 from phoenix_salt.lab.stack import provision
 
 MASTERS = 20
@@ -225,6 +226,7 @@ def print_cost_model(item_bytes: int, refresh_seconds: float) -> None:
 
 
 def main() -> None:
+    interrupt_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rtt-ms", type=float, default=5.0, help="modelled AWS round trip")
     parser.add_argument("--checks", type=int, default=20_000, help="Phoenix checks timed")

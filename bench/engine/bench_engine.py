@@ -62,6 +62,7 @@ from phoenix_salt.lab.cluster import minion_instance_id
 from phoenix_salt.lab.emulator import REGION, Emulator
 from phoenix_salt.lab.latency_proxy import LatencyProxy
 from phoenix_salt.lab.lifecycle_actions import LifecycleActions
+from phoenix_salt.lab.processes import interrupt_on_sigterm
 from phoenix_salt.lab.stack import provision
 
 GROUP = "phoenix-bench-minions"
@@ -410,6 +411,7 @@ def point_at_proxy(
 
 
 def main() -> None:
+    interrupt_on_sigterm()
     args = parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="phx-bench-", dir="/tmp"))

@@ -25,7 +25,7 @@ from phoenix_salt.lab import messages
 from phoenix_salt.lab.cluster import Cluster, master_instance_id
 from phoenix_salt.lab.emulator import Emulator
 from phoenix_salt.lab.lifecycle_actions import LifecycleActions
-from phoenix_salt.lab.processes import stop_all, wait_for
+from phoenix_salt.lab.processes import interrupt_on_sigterm, stop_all, wait_for
 from phoenix_salt.lab.salt import SaltMaster, SaltMinion
 from phoenix_salt.lab.stack import Stack, provision
 from phoenix_salt.reactor import reactor_config
@@ -67,10 +67,6 @@ class Timeline:
         ]
         lines += [f"{s.name:<{width}}  {s.seconds:7.1f}  {s.outcome}" for s in self.steps]
         return "\n".join(lines)
-
-
-def _interrupt(signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 class Demo:
@@ -393,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     workdir = Path(tempfile.mkdtemp(prefix="phx-demo-", dir="/tmp"))
     timeline = Timeline()
     demo = Demo(workdir)

@@ -144,3 +144,14 @@ def stop_all() -> None:
 
 
 atexit.register(stop_all)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does, so the caller's ``finally`` blocks
+    stop what it started: Python's default SIGTERM ends the interpreter without running
+    them, or the atexit hook, and would leave the daemons behind."""
+    signal.signal(signal.SIGTERM, _interrupt)
