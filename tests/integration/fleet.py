@@ -17,6 +17,22 @@ from phoenix_salt.lab.stack import Stack
 MINIONS_GROUP = "phoenix-test-minions"
 MASTERS_GROUP = "phoenix-test-masters"
 
+# Masters whose engine accepts keys (Salt accepts none by itself) and minions that follow
+# the live masters with the beacon, all on fast timings.
+BEACON_MASTER_OPTS = {"engines": [{"instance_manager": {}}], "auto_accept": False}
+BEACON_MINION_OPTS = {"beacons": {"master_list": [{"interval": 1}]}}
+BEACON_PHOENIX: dict[str, Any] = {
+    "heartbeat_interval": 1,
+    "master_stale_after": 4,
+    "keys": {"reconcile_interval": 2},
+    "beacon": {
+        "refresh_interval": 1,
+        "restart_jitter": 1,
+        "restart_splay": 2,
+        "min_restart_interval": 2,
+    },
+}
+
 
 def session(stack: Stack) -> _core.Session:
     return _core.Session(_core.Config.from_json(json.dumps(stack.phoenix_block())))
@@ -29,22 +45,27 @@ def notification(event: str, instance: str, group: str = MINIONS_GROUP) -> dict[
     )
 
 
+def wait_for_state(stack: Stack, role: str, instance: str, state: str) -> None:
+    """Waits until the registry holds ``instance`` in ``state``. Polled through the listing,
+    which skips unreadable rows: the emulator applies an UpdateItem that creates a row in
+    two steps (the key, then the attributes), so a read racing with it can see a row with no
+    state, which DynamoDB itself never shows."""
+    registry = session(stack)
+    wait_for(
+        lambda: any(
+            row["instance_id"] == instance and row["state"] == state
+            for row in registry.list_instances(role)
+        ),
+        60,
+        f"the registry to hold {role} {instance} as {state}",
+    )
+
+
 def register(aws: Emulator, stack: Stack, instance: str) -> None:
     """AutoScaling's launch notification for ``instance``, through the queue, and the
     registry row it makes."""
     stack.send(aws, notification(messages.LAUNCH, instance))
-    registry = session(stack)
-    # Polled through the listing, which skips unreadable rows: the emulator applies an
-    # UpdateItem that creates a row in two steps (the key, then the attributes), so a read
-    # racing with it can see a row with no state, which DynamoDB itself never shows.
-    wait_for(
-        lambda: any(
-            row["instance_id"] == instance and row["state"] == "running"
-            for row in registry.list_instances("minion")
-        ),
-        60,
-        f"the registry to hold {instance} as running",
-    )
+    wait_for_state(stack, "minion", instance, "running")
 
 
 def terminate(aws: Emulator, stack: Stack, instance: str) -> None:
@@ -55,15 +76,7 @@ def terminate_master(aws: Emulator, stack: Stack, instance: str) -> None:
     """AutoScaling's termination notification for master ``instance``, through the queue,
     and the registry row it makes."""
     stack.send(aws, notification(messages.TERMINATE, instance, MASTERS_GROUP))
-    registry = session(stack)
-    wait_for(
-        lambda: any(
-            row["instance_id"] == instance and row["state"] == "terminated"
-            for row in registry.list_instances("master")
-        ),
-        60,
-        f"the registry to hold master {instance} as terminated",
-    )
+    wait_for_state(stack, "master", instance, "terminated")
 
 
 def live_addresses(stack: Stack) -> set[str]:

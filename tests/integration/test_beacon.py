@@ -14,7 +14,6 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -31,19 +30,9 @@ from . import fleet
 
 pytestmark = pytest.mark.integration
 
-MASTER_OPTS = {"engines": [{"instance_manager": {}}], "auto_accept": False}
-MINION_OPTS = {"beacons": {"master_list": [{"interval": 1}]}}
-PHOENIX: dict[str, Any] = {
-    "heartbeat_interval": 1,
-    "master_stale_after": 4,
-    "keys": {"reconcile_interval": 2},
-    "beacon": {
-        "refresh_interval": 1,
-        "restart_jitter": 1,
-        "restart_splay": 2,
-        "min_restart_interval": 2,
-    },
-}
+MASTER_OPTS = fleet.BEACON_MASTER_OPTS
+MINION_OPTS = fleet.BEACON_MINION_OPTS
+PHOENIX = fleet.BEACON_PHOENIX
 BEACON_TAG = "salt/beacon/{}/master_list/{}"
 
 
@@ -185,14 +174,7 @@ def test_a_terminating_master_drains_before_its_termination_goes_on(
             ),
         )
         # Either master's engine may take the message from the queue.
-        wait_for(
-            lambda: any(
-                row["instance_id"] == leaving_id and row["state"] == "terminating"
-                for row in fleet.session(stack).list_instances("master")
-            ),
-            60,
-            "the registry to hold the leaving master as terminating",
-        )
+        fleet.wait_for_state(stack, "master", leaving_id, "terminating")
         left_at = time.time()
         # Out of the live list at once: the minion restarts onto the other master while
         # AutoScaling still waits.

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -22,19 +21,6 @@ from . import fleet
 
 pytestmark = pytest.mark.integration
 
-MASTER_OPTS = {"engines": [{"instance_manager": {}}], "auto_accept": False}
-MINION_OPTS = {"beacons": {"master_list": [{"interval": 1}]}}
-PHOENIX: dict[str, Any] = {
-    "heartbeat_interval": 1,
-    "master_stale_after": 4,
-    "keys": {"reconcile_interval": 2},
-    "beacon": {
-        "refresh_interval": 1,
-        "restart_jitter": 1,
-        "restart_splay": 2,
-        "min_restart_interval": 2,
-    },
-}
 # What a minion logs (salt/crypt.py) when a master's public key differs from the cached one.
 KEY_CHANGED = "The master key has changed"
 
@@ -53,11 +39,11 @@ def test_a_replacement_master_serves_every_minion_with_no_key_action(
     aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
 ) -> None:
     cluster = make_cluster(
-        stack.phoenix_block(**PHOENIX),
+        stack.phoenix_block(**fleet.BEACON_PHOENIX),
         masters=2,
         minions=3,
-        master_opts=MASTER_OPTS,
-        minion_opts=MINION_OPTS,
+        master_opts=fleet.BEACON_MASTER_OPTS,
+        minion_opts=fleet.BEACON_MINION_OPTS,
         supervised_minions=True,
         start_minions=False,
         wait_for_minions=False,

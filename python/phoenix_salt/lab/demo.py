@@ -129,7 +129,7 @@ class Demo:
         )
         self.cluster.start(start_minions=False)
         self._write_state_tree()
-        session = _core.Session(_core.Config.from_json(json.dumps(self.stack.phoenix_block())))
+        session = self._session()
         wait_for(
             lambda: len(session.live_masters()) == 2, 60, "both masters to register and heartbeat"
         )
@@ -186,9 +186,7 @@ class Demo:
 
     def _highstate(self) -> dict[str, Any]:
         assert self.stack is not None
-        highstates = _core.FirstHighstate(
-            _core.Config.from_json(json.dumps(self.stack.phoenix_block()))
-        )
+        highstates = _core.FirstHighstate(self._config())
         row = highstates.status(self.minion.minion_id) or {}
         return row.get("first_highstate") or {}
 
@@ -249,7 +247,7 @@ class Demo:
         )
         self.stack.send(self.emulator, hook)
         self.launch_token = action.token
-        session = _core.Session(_core.Config.from_json(json.dumps(self.stack.phoenix_block())))
+        session = self._session()
         wait_for(
             lambda: (session.get_instance("minion", instance) or {}).get("launch_hook"),
             60,
@@ -366,9 +364,12 @@ class Demo:
         assert self.cluster is not None
         return next(m for m in self.cluster.masters if m is not master and m is not self.hung)
 
-    def _session(self) -> _core.Session:
+    def _config(self) -> _core.Config:
         assert self.stack is not None
-        return _core.Session(_core.Config.from_json(json.dumps(self.stack.phoenix_block())))
+        return _core.Config.from_json(json.dumps(self.stack.phoenix_block()))
+
+    def _session(self) -> _core.Session:
+        return _core.Session(self._config())
 
     def versions(self) -> str:
         versions = self.first_master.salt_run("phoenix.version")
