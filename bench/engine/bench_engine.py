@@ -32,9 +32,12 @@ How it measures:
   an instance's four events are about 200 messages apart in the stream (a rolling fleet),
   so never in one batch. The loops take turns going first from round to round (two rounds
   by default: each goes first once).
+- Services. DynamoDB is served by a second emulator process, apart from SQS, as AWS serves
+  them; ``--no-separate-services`` has one emulator process serve both, one request at a
+  time, which holds back the concurrent loop and not the reference.
 
     .venv/bin/python bench/engine/bench_engine.py [--messages 2000] [--rounds 2] \\
-        [--depth 50] [--rtt-ms 10] [--plain-reference]
+        [--depth 50] [--rtt-ms 10] [--pollers 2] [--no-separate-services] [--plain-reference]
 """
 
 from __future__ import annotations
@@ -367,6 +370,8 @@ def print_setup(args: argparse.Namespace) -> None:
     print(f"modelled network round trip: {network}", flush=True)
     if args.separate_services:
         print("DynamoDB served by a second emulator process, apart from SQS", flush=True)
+    else:
+        print("SQS and DynamoDB served by one emulator process", flush=True)
 
 
 def parse_args() -> argparse.Namespace:
@@ -387,8 +392,10 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--separate-services",
-        action="store_true",
-        help="serve DynamoDB from a second emulator process, as AWS serves it apart from SQS",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve DynamoDB from a second emulator process, as AWS serves it apart from SQS "
+        "(--no-separate-services: one emulator process serves both, one request at a time)",
     )
     return parser.parse_args()
 
