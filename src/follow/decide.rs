@@ -117,6 +117,11 @@ pub struct CheckOutcome {
     pub restart: Option<RestartOrder>,
 }
 
+/// How long a restart may take before the beacon says it did not happen: systemd gives a
+/// stopping unit 90 s (`TimeoutStopSec`) before it kills it, and a salt-minion connected
+/// to a hung master can sit through much of that on SIGTERM.
+const RESTART_TAKES_EFFECT_MS: i64 = 120_000;
+
 #[derive(Debug, Clone)]
 struct Pending {
     masters: Vec<String>,
@@ -288,6 +293,12 @@ impl Follower {
         if self.restarted_for.as_ref() == Some(desired) {
             // Restarted for this list already, and the minion still runs the old one.
             self.pending = None;
+            let asked_ms = self.last_restart_ms.unwrap_or(now_ms);
+            if now_ms - asked_ms < RESTART_TAKES_EFFECT_MS {
+                // The restart command returns at once (`systemctl --no-block`); the old
+                // process runs on until it has stopped, which can take a while.
+                return;
+            }
             if std::mem::replace(&mut self.stuck_reported, true) {
                 return;
             }

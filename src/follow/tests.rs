@@ -318,17 +318,26 @@ fn a_restart_that_changed_nothing_is_reported_once_and_not_repeated() {
     let snap = snapshot(1, &[1, 2]);
     let (at, _) = run_until_restart(&mut minion, &snap, 0, 60_000).unwrap();
     // The command "worked" but the minion still runs the old list.
-    let mut problems = 0;
+    let mut problems = Vec::new();
     for now in (at + 1_000..at + 3_600_000).step_by(1_000) {
         let outcome = minion.check(Some(&snap), now);
         assert!(outcome.restart.is_none());
-        problems += outcome
+        let stuck = outcome
             .events
             .iter()
             .filter(|e| matches!(e, FollowEvent::Problem { error } if error.contains("restart_command")))
             .count();
+        problems.extend(std::iter::repeat_n(now, stuck));
     }
-    assert_eq!(problems, 1);
+    // Once, and only after the old process had two minutes to stop (a restart through
+    // the service manager returns before the old process is gone), counted from the
+    // restart's announcement one beacon run before `at`.
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0] - (at - 1_000) >= 120_000,
+        "reported {} ms after the restart",
+        problems[0] - at
+    );
 }
 
 #[test]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -58,20 +59,30 @@ class Cluster:
         extra_env: Mapping[str, str] | None = None,
         supervised_minions: bool = False,
         bootstrap: bool = False,
+        master_ids: Sequence[str] | None = None,
+        minion_ids: Sequence[str] | None = None,
     ) -> None:
+        """``master_ids`` / ``minion_ids``: the instances' ids (from the fleet simulator's
+        groups); without them, ``masters`` / ``minions`` daemons with the lab's own ids."""
         self.workdir = workdir
         self.emulator = emulator
         self.phoenix = dict(phoenix)
         self.bin_dir = bin_dir
         self.bootstrap = bootstrap
         self.master_opts = dict(master_opts or {})
-        interfaces = [LOOPBACK.format(i + 1) for i in range(masters)]
+        self.minion_opts = dict(minion_opts or {})
+        self.supervised_minions = supervised_minions
+        if master_ids is None:
+            master_ids = [master_instance_id(i + 1) for i in range(masters)]
+        if minion_ids is None:
+            minion_ids = [minion_instance_id(i + 1) for i in range(minions)]
+        interfaces = [LOOPBACK.format(i + 1) for i in range(len(master_ids))]
         self.publish_port = free_port(interfaces)
         self.ret_port = free_port(interfaces)
         self.env = {**emulator.env(), **(extra_env or {})}
-        self.masters = [self._master(i + 1) for i in range(masters)]
+        self.masters = [self._master(i + 1, master_id) for i, master_id in enumerate(master_ids)]
         # The drop-in that the beacon and `phoenix minion-config` write names the lab's ports.
-        minion_phoenix = {
+        self.minion_phoenix = {
             **self.phoenix,
             "drop_in": {
                 "master_port": self.ret_port,
@@ -79,22 +90,33 @@ class Cluster:
                 **(self.phoenix.get("drop_in") or {}),
             },
         }
-        self.minions = [
-            SaltMinion(
-                minion_instance_id(i + 1),
-                workdir / f"minion{i + 1}",
-                interfaces,
-                self.ret_port,
-                self.env,
-                {"phoenix": minion_phoenix, **(minion_opts or {})},
-                bin_dir,
-                publish_port=self.publish_port,
-                supervised=supervised_minions,
-            )
-            for i in range(minions)
-        ]
+        self.minions: list[SaltMinion] = []
+        for minion_id in minion_ids:
+            self.minions.append(self._minion(minion_id))
 
-    def _master(self, number: int) -> SaltMaster:
+    def _minion(self, minion_id: str, follow: bool = True, **opts: Any) -> SaltMinion:
+        """The cluster's next minion, listing every master it has. ``follow=False``: Salt's
+        own failover alone (no Phoenix block, no beacon, no supervisor), with ``opts``."""
+        return SaltMinion(
+            minion_id,
+            self.workdir / f"minion{len(self.minions) + 1}",
+            [master.interface for master in self.masters],
+            self.ret_port,
+            self.env,
+            {"phoenix": self.minion_phoenix, **self.minion_opts, **opts} if follow else opts,
+            self.bin_dir,
+            publish_port=self.publish_port,
+            supervised=self.supervised_minions and follow,
+        )
+
+    def add_minion(self, minion_id: str, follow: bool = True, **opts: Any) -> SaltMinion:
+        """A new minion (not started: user data runs ``phoenix minion-config`` first);
+        ``follow=False`` for one that only has Salt's own failover (a benchmark's reference)."""
+        minion = self._minion(minion_id, follow, **opts)
+        self.minions.append(minion)
+        return minion
+
+    def _master(self, number: int, master_id: str) -> SaltMaster:
         """Master ``number`` on 127.0.0.<number>, with the cluster's ports. Off EC2, each
         master is told who it is; everything else in the block is shared."""
         interface = LOOPBACK.format(number)
@@ -108,7 +130,7 @@ class Cluster:
             {
                 "phoenix": {
                     **self.phoenix,
-                    "master_id": master_instance_id(number),
+                    "master_id": master_id,
                     "master_address": interface,
                 },
                 **self.master_opts,
@@ -168,12 +190,13 @@ class Cluster:
         printed: dict[str, Any] = json.loads(result.stdout)
         return printed
 
-    def add_master(self) -> tuple[SaltMaster, dict[str, Any]]:
+    def add_master(self, master_id: str | None = None) -> tuple[SaltMaster, dict[str, Any]]:
         """AutoScaling's replacement master: the next number, on its own loopback address
         (the cluster's ports were free there when they were chosen, as loopback addresses
         rarely differ), booted as user data boots one: ``phoenix master-bootstrap``, then
         salt-master. Returns the master and what the bootstrap did."""
-        master = self._master(len(self.masters) + 1)
+        number = len(self.masters) + 1
+        master = self._master(number, master_id or master_instance_id(number))
         self.masters.append(master)
         result = self.bootstrap_master(master)
         master.start()
@@ -184,5 +207,10 @@ class Cluster:
         return all(answers.get(minion.minion_id) for minion in self.minions)
 
     def stop(self) -> None:
-        for daemon in [*self.minions, *self.masters]:
-            daemon.stop()
+        """Stops every daemon, minions first, each group at once: a salt-minion sometimes
+        sits out the whole SIGTERM grace period before it is killed, and one after another
+        that adds up."""
+        for daemons in (self.minions, self.masters):
+            if daemons:
+                with ThreadPoolExecutor(len(daemons)) as pool:
+                    list(pool.map(lambda daemon: daemon.stop(), daemons))

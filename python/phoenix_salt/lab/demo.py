@@ -1,8 +1,14 @@
-"""``make demo``: a Phoenix cluster on this machine, step by step.
+"""``make demo``: a Phoenix cluster on this machine, played through a fleet's failures.
 
-The AWS emulator and real Salt daemons on loopback; each step says what it does and how
-long it took, and the run ends with a summary table. Ctrl-C stops everything cleanly: no
-process is left behind.
+The AWS emulator (the data stack deployed by its own CloudFormation; the AutoScaling groups
+driven by the fleet simulator with real AutoScaling calls) and real Salt daemons on
+loopback: 3 masters, each with the engine, runners and reactor, and 6 minions, each with
+the beacon. Then, step by step: 2 minions join (scale out), the busiest master is killed
+(SIGKILL), the next one hangs (SIGSTOP), AutoScaling replaces both (``phoenix
+master-bootstrap``), a minion leaves (scale in). Each step shows its progress while it
+waits; the run ends with a summary table: per step, the time until Phoenix noticed, the
+time until every minion answers ``test.ping`` through a live master, keys accepted and
+deleted, first highstates run. Ctrl-C stops everything cleanly: no process is left behind.
 """
 
 from __future__ import annotations
@@ -16,14 +22,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from phoenix_salt import _core, status
-from phoenix_salt.lab import messages
-from phoenix_salt.lab.cluster import Cluster, master_instance_id
+from phoenix_salt.lab.cluster import Cluster
 from phoenix_salt.lab.emulator import Emulator
+from phoenix_salt.lab.fleet import Fleet, Instance
 from phoenix_salt.lab.lifecycle_actions import LifecycleActions
 from phoenix_salt.lab.processes import interrupt_on_sigterm, stop_all, wait_for
 from phoenix_salt.lab.salt import SaltMaster, SaltMinion
@@ -33,86 +40,175 @@ from phoenix_salt.reactor import reactor_config
 CLUSTER = "demo"
 # What a minion logs (salt/crypt.py) when a master's public key differs from the cached one.
 KEY_CHANGED = "The master key has changed"
+# How often a long wait says it is still waiting.
+PROGRESS_EVERY = 10.0
+
+
+@dataclass(frozen=True)
+class Census:
+    """What the summary counts, taken before and after each step."""
+
+    accepted: frozenset[str] = frozenset()  # ids whose key a live master has accepted
+    highstates: int = 0  # first highstates that succeeded (the registry's record)
+
+
+@dataclass
+class Report:
+    """What a step says of itself: the outcome, and its two times (seconds from its start)."""
+
+    outcome: str
+    detect: float | None = None  # until Phoenix noticed (the registry shows the change)
+    answer: float | None = None  # until every minion answers through a live master
 
 
 @dataclass
 class Step:
     name: str
     seconds: float
-    outcome: str
+    report: Report
+    accepted: int
+    deleted: int
+    highstates: int
 
 
 @dataclass
 class Timeline:
+    census: Callable[[], Census] = Census
     started: float = field(default_factory=time.monotonic)
     steps: list[Step] = field(default_factory=list)
 
-    def run(self, name: str, action: Callable[[], str]) -> str:
-        print(f"[{time.monotonic() - self.started:6.1f}s] {name} ...", flush=True)
-        begun = time.monotonic()
-        outcome = action()
+    def say(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.started:6.1f}s] {text}", flush=True)
+
+    def run(self, name: str, action: Callable[[], Report | str]) -> Report:
+        self.say(f"{name} ...")
+        before, begun = self.census(), time.monotonic()
+        done = action()
+        report = done if isinstance(done, Report) else Report(done)
         seconds = time.monotonic() - begun
-        self.steps.append(Step(name, seconds, outcome))
-        print(
-            f"[{time.monotonic() - self.started:6.1f}s]   done in {seconds:.1f}s: {outcome}",
-            flush=True,
+        after = self.census()
+        step = Step(
+            name,
+            seconds,
+            report,
+            len(after.accepted - before.accepted),
+            len(before.accepted - after.accepted),
+            after.highstates - before.highstates,
         )
-        return outcome
+        self.steps.append(step)
+        self.say(f"  done in {seconds:.1f}s: {report.outcome}")
+        return report
 
     def summary(self) -> str:
-        width = max(len(step.name) for step in self.steps)
-        lines = [
-            f"{'step':<{width}}  {'seconds':>7}  outcome",
-            f"{'-' * width}  {'-' * 7}  {'-' * 7}",
+        """The table: steps that changed the fleet, with their times and counts."""
+        header = ("step", "took s", "detect s", "answer s", "keys +", "keys -", "highstates")
+        rows = [
+            (
+                s.name,
+                f"{s.seconds:.1f}",
+                _seconds(s.report.detect),
+                _seconds(s.report.answer),
+                str(s.accepted),
+                str(s.deleted),
+                str(s.highstates),
+            )
+            for s in self.steps
         ]
-        lines += [f"{s.name:<{width}}  {s.seconds:7.1f}  {s.outcome}" for s in self.steps]
-        return "\n".join(lines)
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+        def line(row: Sequence[str]) -> str:
+            first = f"{row[0]:<{widths[0]}}"
+            return "  ".join(
+                [first, *(f"{c:>{w}}" for c, w in zip(row[1:], widths[1:], strict=True))]
+            )
+
+        return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 class Demo:
     """The cluster the demo plays with, and its steps."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, masters: int = 3, minions: int = 6, join: int = 2) -> None:
         self.workdir = workdir
+        self.master_count, self.minion_count, self.join_count = masters, minions, join
         self.emulator = Emulator(workdir)
         self.lifecycle = LifecycleActions(upstream=self.emulator.url)
         self.stack: Stack | None = None
+        self.phoenix: dict[str, Any] = {}
+        self.fleet: Fleet | None = None
         self.cluster: Cluster | None = None
-        self.launch_token = ""
-        self.hung: SaltMaster | None = None
-        self.replacement: SaltMaster | None = None
+        # The daemons of the instances that exist, by instance id.
+        self.masters: dict[str, SaltMaster] = {}
+        self.minions: dict[str, SaltMinion] = {}
+        # Minions with Salt's own failover alone (bench/failover's reference), by id.
+        self.natives: dict[str, SaltMinion] = {}
+        # Masters the demo broke (killed or hung), until AutoScaling replaces them.
+        self.impaired: dict[str, SaltMaster] = {}
+        self.timeline = Timeline(self.census)
+
+    # ----- set-up ----------------------------------------------------------------------------
 
     def start_emulator(self) -> str:
         self.emulator.start()
         self.lifecycle.start()
         # This process talks to the emulator too, never to real AWS.
         os.environ.update({**self.emulator.env(), **self.lifecycle.env()})
-        return self.emulator.url
+        return f"{self.emulator.url}; lifecycle actions at {self.lifecycle.url}"
 
     def provision_stack(self) -> str:
         self.stack = provision(self.emulator, CLUSTER)
+        # What every daemon, and the demo's own look at the registry, is configured with.
+        self.phoenix = self.stack.phoenix_block(
+            heartbeat_interval=2,
+            master_stale_after=10,
+            master_drain_time=5,
+            keys={"reconcile_interval": 5},
+            beacon={
+                "refresh_interval": 2,
+                "restart_jitter": 1,
+                "restart_splay": 10,
+                "min_restart_interval": 10,
+            },
+            # A minion's launch goes on only once its first highstate succeeded.
+            highstate_gating=True,
+            highstate={"check_interval": 2},
+        )
         out = self.stack.outputs
         return (
             f"stack phoenix-{CLUSTER}-data: tables {out['MastersTable']} and "
             f"{out['MinionsTable']}, queue {out['QueueName']}, topic {out['TopicName']}"
         )
 
-    def start_cluster(self) -> str:
+    def create_groups(self) -> str:
         assert self.stack is not None
+        self.fleet = Fleet(
+            self.emulator, self.stack, self.lifecycle, on_terminated=self._instance_ended
+        )
+        self.fleet.create_groups()
+        self.fleet.start()
+        return (
+            f"{self.fleet.group('master')} and {self.fleet.group('minion')}, empty; hooks "
+            "phoenix-launch (default ABANDON) and phoenix-terminate (default CONTINUE) into the "
+            "queue, notifications to the topic"
+        )
+
+    def start_masters(self) -> Report:
+        """The masters' group launches its instances; each boots as user data boots a
+        master (``phoenix master-bootstrap``, then salt-master)."""
+        assert self.stack is not None and self.fleet is not None
+        begun = time.monotonic()
+        fleet = self.fleet
+        launched = fleet.scale("master", self.master_count)
         self.cluster = Cluster(
             self.workdir / "cluster",
             self.emulator,
-            self.stack.phoenix_block(
-                heartbeat_interval=2,
-                master_stale_after=10,
-                keys={"reconcile_interval": 5},
-                beacon={"refresh_interval": 2, "restart_jitter": 1, "min_restart_interval": 10},
-                # The launch goes on only once the minion's first highstate succeeded.
-                highstate_gating=True,
-                highstate={"check_interval": 2},
-            ),
-            masters=2,
-            minions=1,
+            self.phoenix,
+            master_ids=[i.instance_id for i in launched],
+            minion_ids=[],
             # Salt accepts no key by itself: Phoenix does, for instances the registry knows.
             # Phoenix's reactor runs each new minion's first highstate.
             master_opts={
@@ -122,265 +218,328 @@ class Demo:
             },
             minion_opts={"beacons": {"master_list": [{"interval": 1}]}},
             extra_env=self.lifecycle.env(),
-            # The minion's restarts go through the lab's stand-in for systemd.
+            # The minions' restarts go through the lab's stand-in for systemd.
             supervised_minions=True,
-            # Every master boots through `phoenix master-bootstrap`: one key pair, stored.
             bootstrap=True,
         )
         self.cluster.start(start_minions=False)
-        self._write_state_tree()
+        for instance, master in zip(launched, self.cluster.masters, strict=True):
+            self.masters[instance.instance_id] = master
+            self._write_state_tree(master)
         session = self._session()
-        wait_for(
-            lambda: len(session.live_masters()) == 2, 60, "both masters to register and heartbeat"
+        self.wait(
+            lambda: len(session.live_masters()) == self.master_count,
+            90,
+            "every master to register and heartbeat",
         )
-        return "2 masters (127.0.0.1, 127.0.0.2) registered themselves and heartbeat"
-
-    def _write_state_tree(self) -> None:
-        """The highstate every master serves: one managed file in the minion's directory."""
-        assert self.cluster is not None
-        motd = self.minion.root / "motd"
-        for master in self.cluster.masters:
-            tree = Path(master.opts["file_roots"]["base"][0])
-            tree.mkdir(parents=True, exist_ok=True)
-            (tree / "top.sls").write_text("base:\n  '*':\n    - demo\n")
-            (tree / "demo.sls").write_text(
-                f"motd:\n  file.managed:\n    - name: {motd}\n"
-                "    - contents: configured by its first highstate\n"
-            )
-
-    def first_highstate(self) -> str:
-        """The reactor ran the minion's first highstate once; the launch went on after it."""
-        assert self.stack is not None
-        minion = self.minion.minion_id
-        wait_for(
-            lambda: self._highstate().get("status") == "succeeded",
-            120,
-            "the minion's first highstate to succeed",
-        )
-        wait_for(
-            lambda: self.lifecycle.get(self.launch_token).status == "completed",
+        detect = time.monotonic() - begun
+        self.wait(
+            lambda: len(fleet.in_service("master")) == self.master_count,
             60,
-            "the launch lifecycle action to be completed",
+            "the masters' launches to be let go on",
         )
-        # CONTINUE puts the instance in service, and the group notifies its launch.
-        group = f"phoenix-{CLUSTER}-minions"
-        self.stack.send(
-            self.emulator,
-            messages.sns_envelope(
-                messages.asg_notification(messages.LAUNCH, minion, group, messages.aws_time())
+        names = ", ".join(f"{m.name} {m.interface} ({i})" for i, m in self.masters.items())
+        return Report(
+            f"{names}: one key pair (created once, stored), each registered once salt-master "
+            "served, launch let go on (CONTINUE)",
+            detect=detect,
+        )
+
+    def _write_state_tree(self, master: SaltMaster) -> None:
+        """The highstate every master serves: one managed file in the minion's cache."""
+        tree = Path(master.opts["file_roots"]["base"][0])
+        tree.mkdir(parents=True, exist_ok=True)
+        (tree / "top.sls").write_text("base:\n  '*':\n    - demo\n")
+        (tree / "demo.sls").write_text(
+            "motd:\n  file.managed:\n    - name: {{ opts['cachedir'] }}/motd\n"
+            "    - contents: configured by its first highstate\n"
+        )
+
+    # ----- minions in and out ----------------------------------------------------------------
+
+    def start_minions(self) -> Report:
+        return self._join(self.minion_count)
+
+    def scale_out(self) -> Report:
+        return self._join(self.join_count)
+
+    def join_natives(self, count: int, **opts: Any) -> Report:
+        """``count`` minions with Salt's own failover alone (no beacon, ``opts`` for their
+        settings), launched like the others: bench/failover's reference."""
+        return self._join(count, follow=False, **opts)
+
+    def _join(self, count: int, follow: bool = True, **opts: Any) -> Report:
+        """The minions' group grows by ``count``: each new instance waits in its launch
+        hook while its user data runs ``phoenix minion-config`` and starts salt-minion;
+        Phoenix registers it, accepts its key, runs its first highstate and lets the
+        launch go on."""
+        assert self.cluster is not None and self.fleet is not None
+        fleet, begun = self.fleet, time.monotonic()
+        launched = fleet.scale("minion", len(self.minions) + len(self.natives) + count)
+        for instance in launched:
+            minion = self.cluster.add_minion(instance.instance_id, follow, **opts)
+            if follow:
+                result = minion.minion_config(wait=60)
+                if result.returncode != 0:
+                    raise RuntimeError(f"phoenix minion-config failed: {result.stderr}")
+            minion.start()
+            (self.minions if follow else self.natives)[instance.instance_id] = minion
+        session = self._session()
+        ids = [i.instance_id for i in launched]
+        self.wait(
+            lambda: all(session.get_instance("minion", i) for i in ids),
+            60,
+            "the engine to register the launches",
+        )
+        detect = time.monotonic() - begun
+        self.wait(
+            lambda: all(fleet.instances[i].state == "in_service" for i in ids),
+            240,
+            "keys accepted, first highstates run and the launches let go on",
+        )
+        answer = self.wait_every_minion_answers(begun)
+        return Report(
+            f"{count} launched ({', '.join(ids)}): registered, keys accepted, first highstate "
+            "run, launch let go on, in service",
+            detect=detect,
+            answer=answer,
+        )
+
+    def scale_in(self) -> Report:
+        """The minions' group shrinks by one: its terminate hook reaches the queue, Phoenix
+        removes its key from every master and lets the termination go on."""
+        assert self.fleet is not None
+        fleet, begun = self.fleet, time.monotonic()
+        gone = sorted(self.minions)[0]
+        fleet.scale_in(gone)
+        session = self._session()
+        self.wait(
+            lambda: (
+                (session.get_instance("minion", gone) or {}).get("state")
+                in {"terminating", "terminated"}
             ),
-        )
-        registry = self._session()
-        wait_for(
-            lambda: (registry.get_instance("minion", minion) or {}).get("state") == "running",
             60,
-            "the launch notification to mark the minion running",
+            "the engine to record the termination",
         )
-        record = self._highstate()
-        return (
-            f"{minion}: attempt {record['attempt']} (job {record['jid']}) on "
-            f"{record['master']}, {record['changed']} state changed; "
-            f"lifecycle action {self.lifecycle.get(self.launch_token).result}; in service, "
-            "registered as running"
-        )
-
-    def _highstate(self) -> dict[str, Any]:
-        assert self.stack is not None
-        highstates = _core.FirstHighstate(self._config())
-        row = highstates.status(self.minion.minion_id) or {}
-        return row.get("first_highstate") or {}
-
-    def write_minion_config(self) -> str:
-        """What user data does before salt-minion first starts."""
-        result = self.minion.minion_config(wait=60)
-        if result.returncode != 0:
-            raise RuntimeError(f"phoenix minion-config failed: {result.stderr}")
-        self.minion.start()
-        wait_for(
-            lambda: self.first_master.key_states(self.minion.minion_id) == ["minions_pre"],
+        detect = time.monotonic() - begun
+        self.wait(
+            lambda: all(gone not in m.accepted_keys() for m in self.live_masters()),
             60,
-            "the minion's key to reach its first master",
+            "its key to leave every master",
         )
-        masters = ", ".join(self.drop_in_masters())
-        return (
-            f"drop-in lists {masters} (this minion's order); "
-            f"minion {self.minion.minion_id}'s key is pending: the registry does not know it"
+        keys_gone = time.monotonic() - begun
+        self.wait(
+            lambda: fleet.instances[gone].state == "terminated",
+            60,
+            "the termination to be let go on",
+        )
+        answer = self.wait_every_minion_answers(begun)
+        return Report(
+            f"{gone} terminated: its key left every master {keys_gone:.0f} s after the scale-in; "
+            f"termination let go on; {len(self.minions)} minions answer",
+            detect=detect,
+            answer=answer,
         )
 
-    def drop_in_masters(self) -> list[str]:
-        return self.minion.drop_in_masters() or []
+    # ----- masters break and are replaced ------------------------------------------------------
 
-    @property
-    def first_master(self) -> SaltMaster:
-        """The master the minion's drop-in lists first: the one it connects to."""
-        assert self.cluster is not None
-        first = self.drop_in_masters()[0]
-        return next(m for m in self.cluster.masters if m.interface == first)
+    def kill_master(self) -> Report:
+        """The busiest master dies hard (SIGKILL): no hook, no notification; its heartbeat
+        goes stale and its minions' beacons move them."""
+        return self._break_master(signal.SIGKILL, "killed (SIGKILL)")
 
-    @property
-    def other_master(self) -> SaltMaster:
-        assert self.cluster is not None
-        return next(m for m in self.cluster.masters if m is not self.first_master)
+    def hang_master(self) -> Report:
+        """The busiest live master hangs (SIGSTOP): its sockets stay open, so Salt's own
+        failover sees nothing; its heartbeat goes stale and the beacons move its minions."""
+        return self._break_master(signal.SIGSTOP, "hung (SIGSTOP)")
 
-    @property
-    def minion(self) -> SaltMinion:
-        assert self.cluster is not None
-        return self.cluster.minions[0]
-
-    def engine_runs(self) -> str:
-        assert self.cluster is not None
-        for master in self.cluster.masters:
-            wait_for(
-                lambda master=master: "phoenix instance_manager started" in master.log_text(),
-                60,
-                f"the engine of {master.name}",
-            )
-        return "its start line is in each master's log"
-
-    def launch_minion(self) -> str:
-        assert self.stack is not None
-        instance = self.minion.minion_id
-        group = f"phoenix-{CLUSTER}-minions"
-        action = self.lifecycle.begin(group, "phoenix-launch", instance)
-        hook = messages.lifecycle_hook(
-            messages.LAUNCHING, instance, group, action.token, "phoenix-launch", messages.aws_time()
-        )
-        self.stack.send(self.emulator, hook)
-        self.launch_token = action.token
+    def _break_master(self, signum: int, how: str) -> Report:
+        serving = self.answering()
+        load = {master: list(serving.values()).count(master) for master in self.live_masters()}
+        master = max(load, key=lambda m: load[m])
+        instance_id = self._master_id(master)
+        begun = time.monotonic()
+        master.process.signal_group(signum)
+        self.impaired[instance_id] = master
         session = self._session()
-        wait_for(
-            lambda: (session.get_instance("minion", instance) or {}).get("launch_hook"),
+        self.wait(
+            lambda: instance_id not in {m["instance_id"] for m in session.live_masters()},
             60,
-            "the engine to record the launch",
+            f"{master.name} to leave the live list",
         )
-        return f"{instance} registered as launching; its launch waits for its first highstate"
+        detect = time.monotonic() - begun
+        answer = self.wait_every_minion_answers(begun)
+        return Report(
+            f"{master.name} ({instance_id}) {how} while serving {load[master]} minion(s); out of "
+            f"the live list {detect:.0f} s later; every minion answers through "
+            f"{', '.join(sorted(m.name for m in self.live_masters()))}",
+            detect=detect,
+            answer=answer,
+        )
 
-    def key_accepted(self) -> str:
-        minion = self.minion.minion_id
-        wait_for(
-            lambda: self.first_master.ping(minion, timeout=5).get(minion, False),
+    def replace_masters(self) -> Report:
+        """AutoScaling's health check terminates each impaired master and launches a
+        replacement, which boots through ``phoenix master-bootstrap``: same key pair, every
+        pinned key pre-seeded. The minions spread over the masters again."""
+        assert self.cluster is not None and self.fleet is not None
+        begun = time.monotonic()
+        booted = []
+        for instance_id in list(self.impaired):
+            replacement = self.fleet.replace(instance_id)
+            master, result = self.cluster.add_master(replacement.instance_id)
+            self._write_state_tree(master)
+            self.masters[replacement.instance_id] = master
+            booted.append((master, result))
+        session = self._session()
+        self.wait(
+            lambda: len(session.live_masters()) == self.master_count,
             90,
-            "Phoenix to accept the minion's key and the minion to answer test.ping",
+            "the replacements to register once salt-master serves",
         )
-        wait_for(
-            lambda: self.other_master.key_states(minion) == ["minions"],
-            60,
-            "the other master to pre-seed the pinned key",
+        detect = time.monotonic() - begun
+        answer = self.wait_every_minion_answers(begun)
+        # The beacons move the minions whose order now puts a replacement first.
+        self.wait(self.spread, 120, "the minions to spread over the masters by their order")
+        spread = time.monotonic() - begun
+        serving = self.answering()
+        share = ", ".join(
+            f"{m.name} {list(serving.values()).count(m)}"
+            for m in sorted(self.live_masters(), key=lambda m: m.name)
         )
-        listing = self.first_master.salt_run("key_runner.list")
-        return (
-            f"accepted and pinned ({listing[minion]['pinned'][:11]}..); test.ping answers; "
-            f"{self.other_master.name} pre-seeded the key"
+        pending = sum(len(m.keys()["minions_pre"]) for m, _ in booted)
+        changed = [i for i, m in self.minions.items() if KEY_CHANGED in m.log_text()]
+        made = "; ".join(
+            f"{m.name} ({m.interface}): key pair {r['key_pair']}, {len(r['pre_seeded'])} pinned "
+            "key(s) pre-seeded"
+            for m, r in booted
         )
-
-    def master_hangs(self) -> str:
-        """The minion's master stops (SIGSTOP: sockets stay open, so Salt's own failover
-        sees nothing); its heartbeat goes stale and the beacon moves the minion."""
-        hung, live = self.first_master, self.other_master
-        self.hung = hung
-        minion = self.minion.minion_id
-        jid = self._highstate()["jid"]
-        hung_at = time.time()
-        hung.process.signal_group(signal.SIGSTOP)
-        wait_for(self.minion.restarts, 90, "the beacon to restart the minion")
-        restarted = self.minion.restarts()[0] - hung_at
-        wait_for(
-            lambda: live.ping(minion, timeout=5).get(minion, False),
-            90,
-            f"the minion to answer through {live.name}",
-        )
-        again = "not run again" if self._highstate()["jid"] == jid else "RUN AGAIN"
-        return (
-            f"{hung.name} hung; the beacon restarted the minion {restarted:.0f} s later "
-            f"(drop-in now {', '.join(self.drop_in_masters())}); it answers through {live.name}; "
-            f"its first highstate {again}"
+        return Report(
+            f"{made}; minions spread {spread:.0f} s after the replacements launched ({share}); "
+            f"pending keys on the replacements: {pending}; 'master key has changed' "
+            f"{'LOGGED by ' + ', '.join(changed) if changed else 'never logged'}",
+            detect=detect,
+            answer=answer,
         )
 
-    def replace_hung_master(self) -> str:
-        """AutoScaling terminates the hung master (its notification reaches the registry) and
-        launches a replacement, which boots as user data boots every master: ``phoenix
-        master-bootstrap``, then salt-master."""
-        assert self.cluster is not None and self.stack is not None and self.hung is not None
-        self.hung.stop()
-        self._notify_termination(self.hung)
-        replacement, booted = self.cluster.add_master()
-        self.replacement = replacement
-        registry = self._session()
-        wait_for(
-            lambda: replacement.interface in {m["address"] for m in registry.live_masters()},
-            60,
-            f"{replacement.name} to register itself once salt-master serves",
+    def _instance_ended(self, instance: Instance) -> None:
+        """AutoScaling ended ``instance`` (its termination went on): its daemons stop."""
+        daemon = (
+            self.minions.pop(instance.instance_id, None)
+            or self.natives.pop(instance.instance_id, None)
+            or self.masters.pop(instance.instance_id, None)
         )
-        live = sorted(m["address"] for m in registry.live_masters())
-        registered = "registered as launching" if booted["registered"] else "not registered"
-        return (
-            f"{self.hung.name} terminated; {replacement.name} ({replacement.interface}) booted: "
-            f"key pair {booted['key_pair']}, {len(booted['pre_seeded'])} pinned key(s) "
-            f"pre-seeded, {registered} by the bootstrap, running once salt-master served; "
-            f"live masters {', '.join(live)}"
+        self.impaired.pop(instance.instance_id, None)
+        if daemon is not None:
+            daemon.stop()
+
+    # ----- what the steps look at --------------------------------------------------------------
+
+    def live_masters(self) -> list[SaltMaster]:
+        """Masters the registry lists as live and that the demo has not broken."""
+        live = {m["instance_id"] for m in self._session().live_masters()}
+        return [m for i, m in self.masters.items() if i in live and i not in self.impaired]
+
+    def answering(self) -> dict[str, SaltMaster]:
+        """Which live master each minion answers ``test.ping`` through (all asked at once)."""
+        masters = self.live_masters()
+        if not masters:
+            return {}
+        with ThreadPoolExecutor(len(masters)) as pool:
+            answers = list(pool.map(lambda m: (m, m.ping(timeout=3)), masters))
+        through: dict[str, SaltMaster] = {}
+        for master, answered in answers:
+            for minion, ok in answered.items():
+                if ok:
+                    through.setdefault(minion, master)
+        return through
+
+    def every_minion_answers(self) -> bool:
+        return {*self.minions, *self.natives} <= set(self.answering())
+
+    def wait_every_minion_answers(self, begun: float) -> float:
+        self.wait(self.every_minion_answers, 180, "every minion to answer through a live master")
+        return time.monotonic() - begun
+
+    def spread(self) -> bool:
+        """Every minion answers through the master its drop-in lists first."""
+        through = self.answering()
+        return all(
+            minion_id in through
+            and (minion.drop_in_masters() or [""])[0] == through[minion_id].interface
+            for minion_id, minion in self.minions.items()
         )
 
-    def kill_serving_master(self) -> str:
-        """The master that serves the minion now dies hard (SIGKILL, then its termination):
-        the minion moves to the replacement, which it has never talked to, with no key
-        action and no 'master key has changed'."""
-        assert self.cluster is not None and self.stack is not None
-        assert self.replacement is not None
-        replacement, killed = self.replacement, self.other_master_of(self.replacement)
-        minion = self.minion.minion_id
-        restarts = len(self.minion.restarts())
-        killed_at = time.time()
-        killed.process.signal_group(signal.SIGKILL)
-        self._notify_termination(killed)
-        wait_for(
-            lambda: replacement.ping(minion, timeout=5).get(minion, False),
-            120,
-            f"the minion to answer through {replacement.name}",
+    def census(self) -> Census:
+        if self.cluster is None:
+            return Census()
+        accepted: set[str] = set()
+        for master in self.live_masters():
+            accepted.update(master.accepted_keys())
+        minions = self._session().list_instances("minion")
+        done = sum(
+            1 for row in minions if (row.get("first_highstate") or {}).get("status") == "succeeded"
         )
-        answered = time.time() - killed_at
-        changed = "LOGGED" if KEY_CHANGED in self.minion.log_text() else "never logged"
-        pending = replacement.keys()["minions_pre"]
-        return (
-            f"{killed.name} killed; the minion answers through {replacement.name} "
-            f"{answered:.0f} s later ({len(self.minion.restarts()) - restarts} restart(s)); "
-            f"pending keys there: {len(pending)}; 'master key has changed' {changed}"
-        )
+        return Census(frozenset(accepted), done)
 
-    def _notify_termination(self, master: SaltMaster) -> None:
-        """AutoScaling's termination notification for ``master``, through the topic's
-        envelope into the queue."""
-        assert self.cluster is not None and self.stack is not None
-        number = self.cluster.masters.index(master) + 1
-        notification = messages.asg_notification(
-            messages.TERMINATE,
-            master_instance_id(number),
-            f"phoenix-{CLUSTER}-masters",
-            messages.aws_time(),
-        )
-        self.stack.send(self.emulator, messages.sns_envelope(notification))
+    def wait(self, condition: Callable[[], object], timeout: float, what: str) -> object:
+        """``wait_for``, saying every ``PROGRESS_EVERY`` seconds that it still waits."""
+        said = [0.0]
 
-    def other_master_of(self, master: SaltMaster) -> SaltMaster:
-        """The one running master that is not ``master``."""
-        assert self.cluster is not None
-        return next(m for m in self.cluster.masters if m is not master and m is not self.hung)
+        def progress(waited: float) -> None:
+            if waited - said[0] >= PROGRESS_EVERY:
+                said[0] = waited
+                self.timeline.say(f"  ... waiting {waited:.0f} s for {what}")
+
+        return wait_for(condition, timeout, what, interval=0.5, on_wait=progress)
+
+    def _master_id(self, master: SaltMaster) -> str:
+        return next(i for i, m in self.masters.items() if m is master)
 
     def _config(self) -> _core.Config:
         assert self.stack is not None
-        return _core.Config.from_json(json.dumps(self.stack.phoenix_block()))
+        return _core.Config.from_json(json.dumps(self.phoenix))
 
     def _session(self) -> _core.Session:
         return _core.Session(self._config())
 
     def versions(self) -> str:
-        versions = self.first_master.salt_run("phoenix.version")
+        (master, *_) = self.live_masters()
+        versions = master.salt_run("phoenix.version")
         return ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
 
+    def status(self) -> str:
+        (master, *_) = self.live_masters()
+        return status.render(master.salt_run("phoenix.status"))
+
     def stop(self) -> None:
+        """Stops what the demo started (``main`` also stops anything this process started)."""
+        if self.fleet is not None:
+            self.fleet.stop()
         if self.cluster is not None:
             self.cluster.stop()
         self.emulator.stop()
         self.lifecycle.stop()
-        stop_all()
+
+
+def play(demo: Demo, after_step: Callable[[str], None] | None = None) -> None:
+    """Every step of the demo, in order; ``after_step`` (the tests' checks) runs after each."""
+    steps: list[tuple[str, Callable[[], Report | str]]] = [
+        ("start the AWS emulator", demo.start_emulator),
+        ("deploy the data stack (cfn/phoenix-data.yaml) into the emulator", demo.provision_stack),
+        ("create the AutoScaling groups (fleet simulator)", demo.create_groups),
+        (f"launch {demo.master_count} masters (phoenix master-bootstrap)", demo.start_masters),
+        (f"launch {demo.minion_count} minions", demo.start_minions),
+        ("salt-run phoenix.version", demo.versions),
+        (f"scale out: {demo.join_count} minions join", demo.scale_out),
+        ("the busiest master is killed (SIGKILL)", demo.kill_master),
+        ("the busiest live master hangs (SIGSTOP)", demo.hang_master),
+        ("AutoScaling replaces both (phoenix master-bootstrap)", demo.replace_masters),
+        ("scale in: a minion leaves", demo.scale_in),
+    ]
+    for name, action in steps:
+        demo.timeline.run(name, action)
+        if after_step is not None:
+            after_step(name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -388,45 +547,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--keep", action="store_true", help="keep the work directory (logs, configs)"
     )
+    parser.add_argument("--masters", type=int, default=3, help="masters (default 3)")
+    parser.add_argument("--minions", type=int, default=6, help="minions at first (default 6)")
+    parser.add_argument("--join", type=int, default=2, help="minions that join (default 2)")
     args = parser.parse_args(argv)
+    if args.masters < 3:
+        parser.error("--masters must be at least 3: two of them are broken on purpose")
 
     interrupt_on_sigterm()
     workdir = Path(tempfile.mkdtemp(prefix="phx-demo-", dir="/tmp"))
-    timeline = Timeline()
-    demo = Demo(workdir)
+    demo = Demo(workdir, args.masters, args.minions, args.join)
     try:
-        timeline.run("start the AWS emulator", demo.start_emulator)
-        timeline.run(
-            "deploy the data stack (cfn/phoenix-data.yaml) into the emulator",
-            demo.provision_stack,
-        )
-        timeline.run("start 2 salt-masters with Phoenix", demo.start_cluster)
-        timeline.run("the instance_manager engine runs in each salt-master", demo.engine_runs)
-        timeline.run("phoenix minion-config, then start salt-minion", demo.write_minion_config)
-        timeline.run("AutoScaling launches the minion (lifecycle hook -> SQS)", demo.launch_minion)
-        timeline.run("Phoenix accepts its key (registry-checked)", demo.key_accepted)
-        timeline.run("its first highstate runs once, then the launch goes on", demo.first_highstate)
-        timeline.run("salt-run phoenix.version", demo.versions)
-        timeline.run("the minion's master hangs: the minion follows", demo.master_hangs)
-        timeline.run(
-            "AutoScaling replaces the hung master (phoenix master-bootstrap)",
-            demo.replace_hung_master,
-        )
-        timeline.run(
-            "the serving master is killed (SIGKILL): the minion moves to the replacement",
-            demo.kill_serving_master,
-        )
+        play(demo)
         print()
-        assert demo.replacement is not None
-        print(status.render(demo.replacement.salt_run("phoenix.status")))
+        print(demo.status())
         print()
-        print(timeline.summary())
+        print(demo.timeline.summary())
+        print(
+            "\ndetect: until the registry showed the change; answer: until every minion "
+            "answered test.ping through a live master (both from the step's start; the "
+            "answer is probed with test.ping -t 3, so it is known to within about 7 s)"
+        )
         return 0
     except KeyboardInterrupt:
         print("\ninterrupted: stopping every process", file=sys.stderr)
         return 130
     finally:
         demo.stop()
+        stop_all()
         if args.keep:
             print(f"work directory kept: {workdir}")
         else:

@@ -26,6 +26,10 @@ def salt_bin_dir() -> Path:
     return Path(sys.executable).parent
 
 
+# Seconds the salt CLI waits for "is the job still running?" answers (see SaltMaster).
+GATHER_JOB_TIMEOUT = 2
+
+
 class SaltError(RuntimeError):
     """A salt CLI call failed; the message carries its output."""
 
@@ -113,6 +117,11 @@ class SaltMaster(_SaltDaemon):
             "ret_port": ret_port,
             # Few workers: many daemons share two cores.
             "worker_threads": 2,
+            # After a CLI's timeout, Salt asks the minions that did not answer whether the job
+            # still runs and waits this long (default 10 s): in a failover cluster, most
+            # minions are on another master and never answer, so every lab ping would take
+            # that much longer.
+            "gather_job_timeout": GATHER_JOB_TIMEOUT,
             "file_roots": {"base": [str(root / "srv" / "salt")]},
             "pillar_roots": {"base": [str(root / "srv" / "pillar")]},
         }
@@ -163,12 +172,14 @@ class SaltMaster(_SaltDaemon):
     def salt_run(self, *args: str, timeout: float = 120.0) -> Any:
         return self.run_json("salt-run", args, timeout=timeout)
 
-    def ping(self, target: str = "*", timeout: int = 10) -> dict[str, bool]:
-        """``salt <target> test.ping``: which minions answered through this master."""
+    def ping(self, target: str | Sequence[str] = "*", timeout: int = 10) -> dict[str, bool]:
+        """``salt <target> test.ping`` (a list of ids: ``salt -L``): which minions answered
+        through this master."""
+        how = [target] if isinstance(target, str) else ["-L", ",".join(target)]
         result = self.cli(
             "salt",
-            [target, "test.ping", "--out=json", "--static", "-t", str(timeout)],
-            timeout=timeout + 30,
+            [*how, "test.ping", "--out=json", "--static", "-t", str(timeout)],
+            timeout=timeout + GATHER_JOB_TIMEOUT + 30,
         )
         try:
             answers = json.loads(result.stdout) if result.stdout.strip() else {}

@@ -52,7 +52,7 @@ class Stack:
         )
 
 
-def _client(emulator: Emulator, service: str) -> Any:
+def client(emulator: Emulator, service: str) -> Any:
     import boto3
 
     return boto3.client(
@@ -65,7 +65,7 @@ def _client(emulator: Emulator, service: str) -> Any:
 
 
 def _sqs(emulator: Emulator) -> Any:
-    return _client(emulator, "sqs")
+    return client(emulator, "sqs")
 
 
 def provision(emulator: Emulator, cluster: str, visibility_timeout: int = 10) -> Stack:
@@ -73,7 +73,7 @@ def provision(emulator: Emulator, cluster: str, visibility_timeout: int = 10) ->
 
     ``visibility_timeout`` is short here (the template's default is 120 s) so that tests see
     a message that was not applied come back within seconds."""
-    cloudformation = _client(emulator, "cloudformation")
+    cloudformation = client(emulator, "cloudformation")
     name = f"phoenix-{cluster}-data"
     parameters = {
         "ClusterName": cluster,

@@ -1,0 +1,301 @@
+"""The fleet simulator: AutoScaling as the lab plays it (test and demo tooling, never on the
+runtime path).
+
+Real AutoScaling and EC2 calls against the emulator decide which instances exist: the
+groups are created with the launch template, lifecycle hooks and notification types of
+``cfn/phoenix-compute.yaml``, scaled with ``SetDesiredCapacity`` and
+``TerminateInstanceInAutoScalingGroup``, and the emulator picks the instance ids and
+launches the replacements. The emulator sends no lifecycle message and no notification, so
+the simulator sends what AWS would, in AWS's exact shapes (``lab.messages``): lifecycle hook
+messages straight to the data stack's queue (the hooks' target), notifications published
+to the stack's topic (which delivers them to the queue in its envelope). Each lifecycle
+action is kept as AWS keeps it (``LifecycleActions``: pending, completed, abandoned, timed
+out), and what follows it happens as in AWS: a launch let go on (CONTINUE) puts the instance
+in service and notifies ``EC2_INSTANCE_LAUNCH``; an abandoned or timed-out launch terminates
+the instance; a termination let go on (or timed out, whose default is CONTINUE) ends the
+instance, notifies ``EC2_INSTANCE_TERMINATE`` and tells the lab to stop its daemons.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from phoenix_salt.lab import messages
+from phoenix_salt.lab.emulator import Emulator
+from phoenix_salt.lab.lifecycle_actions import LifecycleActions
+from phoenix_salt.lab.stack import Stack, client
+
+log = logging.getLogger(__name__)
+
+# The hooks' names, as cfn/phoenix-compute.yaml declares them.
+LAUNCH_HOOK = "phoenix-launch"
+TERMINATE_HOOK = "phoenix-terminate"
+ROLES = ("master", "minion")
+
+
+@dataclass
+class Instance:
+    """One instance of a simulated group, as the simulator follows it."""
+
+    instance_id: str
+    role: str
+    group: str
+    zone: str
+    # pending (launch action open), in_service, terminating (terminate action open),
+    # terminated, abandoned (its launch was abandoned or timed out)
+    state: str = "pending"
+    launch_token: str = ""
+    terminate_token: str = ""
+
+
+class Fleet:
+    """The cluster's two AutoScaling groups in the emulator, and what AWS would say of them."""
+
+    def __init__(
+        self,
+        emulator: Emulator,
+        stack: Stack,
+        actions: LifecycleActions,
+        heartbeat_timeout: float = 300.0,
+        on_terminated: Callable[[Instance], None] | None = None,
+        pump_interval: float = 0.25,
+    ) -> None:
+        self.emulator = emulator
+        self.stack = stack
+        self.actions = actions
+        self.heartbeat_timeout = heartbeat_timeout
+        self.on_terminated = on_terminated
+        self.pump_interval = pump_interval
+        self.instances: dict[str, Instance] = {}
+        # Every message sent, as (what, instance id): the timeline of what AWS said.
+        self.sent: list[tuple[str, str]] = []
+        self._autoscaling = client(emulator, "autoscaling")
+        self._ec2 = client(emulator, "ec2")
+        self._sns = client(emulator, "sns")
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def group(self, role: str) -> str:
+        """The group's name, as the data stack tells the engine (its outputs)."""
+        return self.stack.outputs["MastersGroupName" if role == "master" else "MinionsGroupName"]
+
+    def create_groups(self) -> None:
+        """A launch template and the two groups, empty, each with the compute template's
+        hooks (launch: default ABANDON; terminate: default CONTINUE) and metadata."""
+        subnets = self._ec2.describe_subnets(
+            Filters=[{"Name": "default-for-az", "Values": ["true"]}]
+        )["Subnets"]
+        image = self._ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        for role in ROLES:
+            template = f"phoenix-{self.stack.cluster}-{role}"
+            self._ec2.create_launch_template(
+                LaunchTemplateName=template,
+                LaunchTemplateData={"ImageId": image, "InstanceType": "t3.small"},
+            )
+            self._autoscaling.create_auto_scaling_group(
+                AutoScalingGroupName=self.group(role),
+                LaunchTemplate={"LaunchTemplateName": template, "Version": "$Latest"},
+                MinSize=0,
+                MaxSize=20,
+                DesiredCapacity=0,
+                VPCZoneIdentifier=",".join(s["SubnetId"] for s in subnets[:2]),
+                HealthCheckType="EC2",
+                Tags=[
+                    {"Key": "phoenix:cluster", "Value": self.stack.cluster},
+                    {"Key": "phoenix:role", "Value": role, "PropagateAtLaunch": True},
+                ],
+            )
+            metadata = json.dumps({"cluster": self.stack.cluster, "role": role})
+            for hook, transition, default in (
+                (LAUNCH_HOOK, messages.LAUNCHING, "ABANDON"),
+                (TERMINATE_HOOK, messages.TERMINATING, "CONTINUE"),
+            ):
+                self._autoscaling.put_lifecycle_hook(
+                    LifecycleHookName=hook,
+                    AutoScalingGroupName=self.group(role),
+                    LifecycleTransition=transition,
+                    DefaultResult=default,
+                    HeartbeatTimeout=int(self.heartbeat_timeout),
+                    NotificationTargetARN=self.stack.outputs.get("QueueArn", ""),
+                    RoleARN=self.stack.outputs.get("LifecycleHookRoleArn", ""),
+                    NotificationMetadata=metadata,
+                )
+
+    # ----- what the operator (or AutoScaling itself) does to the groups -----------------------
+
+    def scale(self, role: str, desired: int) -> list[Instance]:
+        """``SetDesiredCapacity``: the instances the group launched (each waiting in its
+        launch hook, its message sent) or, scaling in, none (use ``scale_in`` to choose)."""
+        with self._lock:
+            before = self._group_instances(role)
+            self._autoscaling.set_desired_capacity(
+                AutoScalingGroupName=self.group(role), DesiredCapacity=desired
+            )
+            return self._launched(role, before)
+
+    def replace(self, instance_id: str) -> Instance:
+        """The group's health check found ``instance_id`` impaired: it terminates it and
+        launches a replacement (``TerminateInstanceInAutoScalingGroup`` without decrement).
+        Returns the replacement, waiting in its launch hook."""
+        with self._lock:
+            old = self.instances[instance_id]
+            before = self._group_instances(old.role)
+            self._terminate(old, decrement=False)
+            (new,) = self._launched(old.role, before)
+            return new
+
+    def scale_in(self, instance_id: str) -> Instance:
+        """The group removes ``instance_id`` (``TerminateInstanceInAutoScalingGroup`` with
+        decrement): it waits in its terminate hook."""
+        with self._lock:
+            instance = self.instances[instance_id]
+            self._terminate(instance, decrement=True)
+            return instance
+
+    def in_service(self, role: str) -> list[Instance]:
+        with self._lock:
+            return [
+                i for i in self.instances.values() if i.role == role and i.state == "in_service"
+            ]
+
+    # ----- AutoScaling's side ---------------------------------------------------------------------
+
+    def _group_instances(self, role: str) -> set[str]:
+        (group,) = self._autoscaling.describe_auto_scaling_groups(
+            AutoScalingGroupNames=[self.group(role)]
+        )["AutoScalingGroups"]
+        return {i["InstanceId"] for i in group["Instances"]}
+
+    def _launched(self, role: str, before: set[str]) -> list[Instance]:
+        """The instances the group launched since ``before``: each gets a pending launch
+        action and its hook message."""
+        (group,) = self._autoscaling.describe_auto_scaling_groups(
+            AutoScalingGroupNames=[self.group(role)]
+        )["AutoScalingGroups"]
+        launched = []
+        for found in group["Instances"]:
+            if found["InstanceId"] in before:
+                continue
+            instance = Instance(
+                found["InstanceId"], role, self.group(role), found["AvailabilityZone"]
+            )
+            action = self.actions.begin(
+                instance.group, LAUNCH_HOOK, instance.instance_id, self.heartbeat_timeout
+            )
+            instance.launch_token = action.token
+            self.instances[instance.instance_id] = instance
+            self._hook(instance, messages.LAUNCHING, action.token)
+            launched.append(instance)
+        return launched
+
+    def _terminate(self, instance: Instance, decrement: bool) -> None:
+        self._autoscaling.terminate_instance_in_auto_scaling_group(
+            InstanceId=instance.instance_id, ShouldDecrementDesiredCapacity=decrement
+        )
+        action = self.actions.begin(
+            instance.group, TERMINATE_HOOK, instance.instance_id, self.heartbeat_timeout
+        )
+        instance.state, instance.terminate_token = "terminating", action.token
+        self._hook(instance, messages.TERMINATING, action.token)
+
+    def _hook(self, instance: Instance, transition: str, token: str) -> None:
+        metadata = json.dumps({"cluster": self.stack.cluster, "role": instance.role})
+        hook = LAUNCH_HOOK if transition == messages.LAUNCHING else TERMINATE_HOOK
+        body = messages.lifecycle_hook(
+            transition,
+            instance.instance_id,
+            instance.group,
+            token,
+            hook,
+            messages.aws_time(),
+            metadata,
+        )
+        self.stack.send(self.emulator, body)
+        self.sent.append((transition, instance.instance_id))
+
+    def _notify(self, instance: Instance, event: str) -> None:
+        """An AutoScaling notification, published to the stack's topic."""
+        body = messages.asg_notification(
+            event, instance.instance_id, instance.group, messages.aws_time(), instance.zone
+        )
+        kind = event.rsplit(":", 1)[-1].replace("EC2_INSTANCE_", "").lower()
+        self._sns.publish(
+            TopicArn=self.stack.outputs["TopicArn"],
+            Subject=f'Auto Scaling: {kind} for group "{instance.group}"',
+            Message=json.dumps(body),
+        )
+        self.sent.append((event, instance.instance_id))
+
+    def pump(self) -> None:
+        """One pass over the open lifecycle actions: what AWS does once each one ends."""
+        with self._lock:
+            for instance in list(self.instances.values()):
+                if instance.state == "pending":
+                    action = self.actions.get(instance.launch_token)
+                    if action.status == "completed":
+                        instance.state = "in_service"
+                        self._notify(instance, messages.LAUNCH)
+                    elif action.status in {"abandoned", "timed_out"}:
+                        # The launch hook's default is ABANDON: the group ends the instance
+                        # and launches another in its place, which waits in its own hook.
+                        log.warning("launch of %s %s", instance.instance_id, action.status)
+                        instance.state = "abandoned"
+                        self._notify(instance, messages.LAUNCH_ERROR)
+                        before = self._group_instances(instance.role)
+                        self._autoscaling.terminate_instance_in_auto_scaling_group(
+                            InstanceId=instance.instance_id, ShouldDecrementDesiredCapacity=False
+                        )
+                        self._launched(instance.role, before)
+                        self._end(instance)
+                elif instance.state == "terminating":
+                    action = self.actions.get(instance.terminate_token)
+                    if action.status != "pending":
+                        # Completed either way, or timed out: the default is CONTINUE.
+                        instance.state = "terminated"
+                        self._notify(instance, messages.TERMINATE)
+                        self._end(instance)
+
+    def _end(self, instance: Instance) -> None:
+        if self.on_terminated is not None:
+            try:
+                self.on_terminated(instance)
+            except Exception:  # the lab's callback must not stop the simulator
+                log.exception("stopping %s failed", instance.instance_id)
+
+    def start(self) -> None:
+        """Pumps in a background thread until ``stop``."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="fleet", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.pump_interval):
+            try:
+                self.pump()
+            except Exception:  # an emulator hiccup: the next pass tries again
+                log.exception("fleet simulator pass failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def describe(self) -> dict[str, Any]:
+        """The groups as the emulator has them: role -> desired capacity and instance ids."""
+        groups = self._autoscaling.describe_auto_scaling_groups(
+            AutoScalingGroupNames=[self.group(role) for role in ROLES]
+        )["AutoScalingGroups"]
+        return {
+            g["AutoScalingGroupName"]: {
+                "desired": g["DesiredCapacity"],
+                "instances": sorted(i["InstanceId"] for i in g["Instances"]),
+            }
+            for g in groups
+        }

@@ -1,0 +1,181 @@
+"""The demo's whole scenario, with assertions: 3 masters and 6 minions as real Salt daemons,
+AutoScaling groups in the emulator driven by the fleet simulator; 2 minions join, the busiest
+master is killed (SIGKILL), the next hangs (SIGSTOP), AutoScaling replaces both through
+``phoenix master-bootstrap``, a minion leaves.
+
+After every step every minion answers ``test.ping`` through a live master. Throughout the
+run a watcher holds two invariants: no master ever holds an accepted key for an id the
+registry does not know, and no minion's master list is ever written empty or unreadable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from phoenix_salt import _core
+from phoenix_salt.lab.demo import KEY_CHANGED, Demo, play
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
+
+
+class InvariantWatcher:
+    """Looks at every master's accepted keys and every minion's drop-in five times a
+    second, and records each breach of the two invariants it holds."""
+
+    def __init__(self, demo: Demo) -> None:
+        self.demo = demo
+        self.breaches: list[str] = []
+        self.keys_seen: set[str] = set()
+        self.drop_ins_read = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="invariants", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            if self.demo.cluster is None or not self.demo.phoenix:
+                continue
+            self._check_keys()
+            self._check_drop_ins()
+
+    def _check_keys(self) -> None:
+        """A key that appears accepted on any master must belong to an id the registry
+        holds at that moment (ids never leave the registry during the run)."""
+        cluster = self.demo.cluster
+        assert cluster is not None
+        for master in list(cluster.masters):
+            accepted_dir = master.pki_dir / "minions"
+            try:
+                ids = {p.name for p in accepted_dir.iterdir() if not p.name.startswith(".")}
+            except FileNotFoundError:
+                continue
+            for minion_id in ids - self.keys_seen:
+                session = _core.Session(_core.Config.from_json(json.dumps(self.demo.phoenix)))
+                known = session.get_instance("minion", minion_id) or session.get_instance(
+                    "master", minion_id
+                )
+                if known is None:
+                    self.breaches.append(f"{master.name} accepted unregistered {minion_id}")
+                self.keys_seen.add(minion_id)
+
+    def _check_drop_ins(self) -> None:
+        for minion in list(self.demo.minions.values()):
+            try:
+                text = minion.drop_in_path.read_text()
+            except FileNotFoundError:
+                continue  # before its first `phoenix minion-config`
+            self.drop_ins_read += 1
+            try:
+                masters = yaml.safe_load(text)["master"]
+            except (yaml.YAMLError, TypeError, KeyError) as exc:
+                self.breaches.append(f"{minion.minion_id}: unreadable drop-in ({exc}): {text!r}")
+                continue
+            if not masters:
+                self.breaches.append(f"{minion.minion_id}: drop-in with no master: {text!r}")
+
+
+@pytest.fixture
+def demo() -> Iterator[Demo]:
+    # The demo points this process's AWS calls at its own emulator: put them back after.
+    saved = dict(os.environ)
+    workdir = Path("/tmp") / f"phx-e2e-{os.getpid()}"
+    workdir.mkdir()
+    played = Demo(workdir)
+    try:
+        yield played
+    finally:
+        played.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_the_fleet_survives_scale_out_kill_hang_replace_and_scale_in(demo: Demo) -> None:
+    watcher = InvariantWatcher(demo)
+    answered_after: list[str] = []
+
+    def every_minion_answers(step: str) -> None:
+        if demo.minions:
+            assert demo.every_minion_answers(), f"after '{step}' a minion does not answer"
+            answered_after.append(step)
+
+    watcher.start()
+    try:
+        play(demo, after_step=every_minion_answers)
+    finally:
+        watcher.stop()
+
+    assert watcher.breaches == []
+    # The watcher did look: every accepted id went through its registry check, and the
+    # drop-ins were read many times.
+    assert len(watcher.keys_seen) == 8 and watcher.drop_ins_read > 100
+    steps = {step.name: step for step in demo.timeline.steps}
+    assert len(answered_after) == 7  # every step from the minions' launch on
+
+    launched = steps["launch 6 minions"]
+    assert (launched.accepted, launched.highstates) == (6, 6)
+    joined = steps["scale out: 2 minions join"]
+    assert (joined.accepted, joined.deleted, joined.highstates) == (2, 0, 2)
+    for name in (
+        "the busiest master is killed (SIGKILL)",
+        "the busiest live master hangs (SIGSTOP)",
+    ):
+        broken = steps[name]
+        # Phoenix noticed (the registry dropped the master) before every minion answered
+        # again, and no key or highstate was touched.
+        assert broken.report.detect is not None and broken.report.answer is not None
+        assert broken.report.detect <= broken.report.answer
+        assert (broken.accepted, broken.deleted, broken.highstates) == (0, 0, 0)
+    replaced = steps["AutoScaling replaces both (phoenix master-bootstrap)"].report.outcome
+    assert "key pair existing, 8 pinned key(s) pre-seeded" in replaced
+    assert "pending keys on the replacements: 0" in replaced
+    assert "'master key has changed' never logged" in replaced
+    left = steps["scale in: a minion leaves"]
+    assert (left.accepted, left.deleted, left.highstates) == (0, 1, 0)
+
+    # What AutoScaling saw: every launch let go on (CONTINUE), every termination completed,
+    # the groups back at their sizes; the registry agrees.
+    fleet = demo.fleet
+    assert fleet is not None
+    states = sorted((i.role, i.state) for i in fleet.instances.values())
+    assert states.count(("master", "in_service")) == 3
+    assert states.count(("master", "terminated")) == 2
+    assert states.count(("minion", "in_service")) == 7
+    assert states.count(("minion", "terminated")) == 1
+    for instance in fleet.instances.values():
+        assert demo.lifecycle.get(instance.launch_token).result == "CONTINUE"
+        if instance.state == "terminated":
+            assert demo.lifecycle.get(instance.terminate_token).result == "CONTINUE"
+    groups = fleet.describe()
+    assert groups[fleet.group("master")]["desired"] == 3
+    assert groups[fleet.group("minion")]["desired"] == 7
+    session = _core.Session(_core.Config.from_json(json.dumps(demo.phoenix)))
+    registry = {row["instance_id"]: row["state"] for row in session.list_instances("master")}
+    for instance in fleet.instances.values():
+        if instance.role == "master":
+            expected = "running" if instance.state == "in_service" else "terminated"
+            assert registry[instance.instance_id] == expected
+    assert not any(KEY_CHANGED in m.log_text() for m in demo.minions.values())
+    # The first highstate did run on every minion: the file its state manages is there.
+    for minion in demo.minions.values():
+        motd = minion.root / "var" / "cache" / "salt" / "minion" / "motd"
+        assert motd.read_text().strip() == "configured by its first highstate"
+
+    # What `make demo` prints at the end.
+    assert "i-" in demo.status()
+    summary = demo.timeline.summary()
+    assert "scale in: a minion leaves" in summary and "highstates" in summary
