@@ -32,7 +32,14 @@ class ManagedProcess:
         log_path: Path,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        kill_mode: str = "control-group",
     ) -> None:
+        """``kill_mode`` says who gets SIGTERM at ``stop``, in systemd's words:
+        ``control-group`` every process of the group, ``process`` the main process only (it
+        stops its own children; what is left is killed after the timeout)."""
+        if kill_mode not in {"control-group", "process"}:
+            raise ValueError(f"kill_mode {kill_mode!r}: control-group or process")
+        self.kill_mode = kill_mode
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
@@ -81,7 +88,11 @@ class ManagedProcess:
         pid = self._popen.pid
         # A stopped (SIGSTOP) process cannot act on SIGTERM until it is continued.
         self.signal_group(signal.SIGCONT)
-        self.signal_group(signal.SIGTERM)
+        if self.kill_mode == "process":
+            with contextlib.suppress(ProcessLookupError):
+                self._popen.send_signal(signal.SIGTERM)
+        else:
+            self.signal_group(signal.SIGTERM)
         try:
             self._popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

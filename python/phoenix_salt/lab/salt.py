@@ -37,6 +37,8 @@ class SaltError(RuntimeError):
 class _SaltDaemon:
     role: str
     log_name: str
+    # Who gets SIGTERM at stop, as in Salt's own systemd units (see ManagedProcess).
+    kill_mode: str = "control-group"
 
     def __init__(
         self,
@@ -63,6 +65,7 @@ class _SaltDaemon:
             [str(self.bin_dir / f"salt-{self.role}"), "-c", str(self.conf_dir), "-l", "quiet"],
             log_path=root / f"{self.role}.stdout",
             env=self.env,
+            kill_mode=self.kill_mode,
         )
 
     @property
@@ -206,6 +209,9 @@ class SaltMaster(_SaltDaemon):
 
 class SaltMinion(_SaltDaemon):
     role = "minion"
+    # salt-minion.service has KillMode=process: SIGTERM to every process of a salt-minion
+    # at once sometimes leaves its main process waiting out the whole grace period.
+    kill_mode = "process"
 
     def __init__(
         self,
