@@ -97,3 +97,39 @@ def test_a_replacement_master_serves_every_minion_with_no_key_action(
     }
     for minion in cluster.minions:
         assert KEY_CHANGED not in minion.log_text(), minion.minion_id
+
+
+def test_every_master_runs_its_own_minion_which_every_master_accepts(
+    aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
+) -> None:
+    cluster = make_cluster(
+        stack.phoenix_block(**fleet.BEACON_PHOENIX),
+        masters=2,
+        minions=0,
+        master_opts=fleet.BEACON_MASTER_OPTS,
+        minion_opts=fleet.BEACON_MINION_OPTS,
+        supervised_minions=True,
+        start_minions=False,
+        wait_for_minions=False,
+        bootstrap=True,
+    )
+    own = [cluster.start_own_minion(master) for master in cluster.masters]
+    ids = sorted(minion.minion_id for minion in own)
+    assert ids == sorted(master_instance_id(n) for n in (1, 2))
+    for master, minion in zip(cluster.masters, own, strict=True):
+        # Its own master first: an operator on a master always reaches that master's host.
+        assert (minion.drop_in_masters() or [])[0] == master.interface
+        wait_for(
+            lambda master=master, minion=minion: fleet.answers(master, minion.minion_id),
+            120,
+            f"{master.name}'s own minion to answer through it",
+        )
+    # Each key was accepted where it first arrived (the registry knows the master's id) and
+    # pre-seeded on the other master from its pin: no key is left pending anywhere.
+    for master in cluster.masters:
+        wait_for(
+            lambda master=master: master.keys()["minions"] == ids,
+            60,
+            f"{master.name} to hold both masters' minions' keys as accepted",
+        )
+        assert master.keys()["minions_pre"] == []

@@ -90,6 +90,8 @@ class Cluster:
                 **(self.phoenix.get("drop_in") or {}),
             },
         }
+        # The minions that run beside the masters (start_own_minion).
+        self.own_minions: list[SaltMinion] = []
         self.minions: list[SaltMinion] = []
         for minion_id in minion_ids:
             self.minions.append(self._minion(minion_id))
@@ -114,6 +116,33 @@ class Cluster:
         ``follow=False`` for one that only has Salt's own failover (a benchmark's reference)."""
         minion = self._minion(minion_id, follow, **opts)
         self.minions.append(minion)
+        return minion
+
+    def start_own_minion(self, master: SaltMaster, wait: float = 60) -> SaltMinion:
+        """The salt-minion that runs beside ``master``, as the master's user data starts it:
+        its id is the master's instance id, ``phoenix minion-config --starting-master``
+        lists its own master first, then salt-minion starts. Managed like any minion (the
+        beacon, the cluster's supervision); stopped with the cluster."""
+        master_id = master.opts["phoenix"]["master_id"]
+        minion = SaltMinion(
+            master_id,
+            self.workdir / f"{master.name}-minion",
+            [m.interface for m in self.masters],
+            self.ret_port,
+            self.env,
+            {"phoenix": {**self.minion_phoenix, "master_id": master_id}, **self.minion_opts},
+            self.bin_dir,
+            publish_port=self.publish_port,
+            supervised=self.supervised_minions,
+        )
+        result = minion.minion_config(wait, "--starting-master", master.interface)
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"phoenix minion-config for {master.name}'s minion exited {result.returncode}:"
+                f"\n{result.stdout}\n{result.stderr}"
+            )
+        minion.start()
+        self.own_minions.append(minion)
         return minion
 
     def _master(self, number: int, master_id: str) -> SaltMaster:
@@ -210,7 +239,7 @@ class Cluster:
         """Stops every daemon, minions first, each group at once: a salt-minion sometimes
         sits out the whole SIGTERM grace period before it is killed, and one after another
         that adds up."""
-        for daemons in (self.minions, self.masters):
+        for daemons in ([*self.minions, *self.own_minions], self.masters):
             if daemons:
                 with ThreadPoolExecutor(len(daemons)) as pool:
                     list(pool.map(lambda daemon: daemon.stop(), daemons))
