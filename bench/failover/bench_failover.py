@@ -62,18 +62,6 @@ def failover_settings(minion: SaltMinion) -> dict[str, object]:
     return {key: value for key, value in drop_in.items() if key != "master"}
 
 
-def serving(demo: Demo, masters: list[SaltMaster]) -> dict[str, SaltMaster]:
-    """Which of ``masters`` each minion answers through."""
-    with ThreadPoolExecutor(len(masters)) as pool:
-        answers = list(pool.map(lambda m: (m, m.ping(timeout=5)), masters))
-    through: dict[str, SaltMaster] = {}
-    for master, answered in answers:
-        for minion, ok in answered.items():
-            if ok:
-                through.setdefault(minion, master)
-    return through
-
-
 def point_natives_at(demo: Demo, first: SaltMaster, masters: list[SaltMaster]) -> None:
     """Restarts every reference minion with ``first`` at the head of its static list."""
     order = [first.interface, *(m.interface for m in masters if m is not first)]
@@ -106,11 +94,11 @@ def trial(demo: Demo, how: str, cap: float) -> dict[str, float | None]:
     its minions that were on it answered through a live master (None: not within cap)."""
     settle(demo)
     live = demo.live_masters()
-    through = serving(demo, live)
+    through = demo.answering()
     load = {m: sum(1 for i in demo.minions if through.get(i) is m) for m in live}
     target = max(load, key=lambda m: load[m])
     point_natives_at(demo, target, live)
-    through = serving(demo, live)
+    through = demo.answering()
     affected = {
         "phoenix": {i for i in demo.minions if through.get(i) is target},
         "reference": set(demo.natives),
