@@ -12,6 +12,7 @@ import pytest
 
 from phoenix_salt import _core
 from phoenix_salt.lab.cluster import Cluster, master_instance_id
+from phoenix_salt.lab.demo import KEY_CHANGED
 from phoenix_salt.lab.emulator import Emulator
 from phoenix_salt.lab.processes import wait_for
 from phoenix_salt.lab.salt import BusListener
@@ -20,9 +21,6 @@ from phoenix_salt.lab.stack import Stack, provision
 from . import fleet
 
 pytestmark = pytest.mark.integration
-
-# What a minion logs (salt/crypt.py) when a master's public key differs from the cached one.
-KEY_CHANGED = "The master key has changed"
 
 
 @pytest.fixture
@@ -35,13 +33,15 @@ def _pinned(stack: Stack, instance: str) -> str | None:
     return (row.get("key") or {}).get("fingerprint")
 
 
-def test_a_replacement_master_serves_every_minion_with_no_key_action(
-    aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
-) -> None:
-    cluster = make_cluster(
+def _two_bootstrapped_masters(
+    stack: Stack, make_cluster: Callable[..., Cluster], minions: int
+) -> Cluster:
+    """Two masters booted through `phoenix master-bootstrap`, their engines accepting keys;
+    ``minions`` beacon minions under the lab's supervisor, not started."""
+    return make_cluster(
         stack.phoenix_block(**fleet.BEACON_PHOENIX),
         masters=2,
-        minions=3,
+        minions=minions,
         master_opts=fleet.BEACON_MASTER_OPTS,
         minion_opts=fleet.BEACON_MINION_OPTS,
         supervised_minions=True,
@@ -49,6 +49,12 @@ def test_a_replacement_master_serves_every_minion_with_no_key_action(
         wait_for_minions=False,
         bootstrap=True,
     )
+
+
+def test_a_replacement_master_serves_every_minion_with_no_key_action(
+    aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
+) -> None:
+    cluster = _two_bootstrapped_masters(stack, make_cluster, minions=3)
     first, second = cluster.masters
     cluster_key = (second.pki_dir / "master.pub").read_text()
     assert (first.pki_dir / "master.pub").read_text() == cluster_key
@@ -102,17 +108,7 @@ def test_a_replacement_master_serves_every_minion_with_no_key_action(
 def test_every_master_runs_its_own_minion_which_every_master_accepts(
     aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
 ) -> None:
-    cluster = make_cluster(
-        stack.phoenix_block(**fleet.BEACON_PHOENIX),
-        masters=2,
-        minions=0,
-        master_opts=fleet.BEACON_MASTER_OPTS,
-        minion_opts=fleet.BEACON_MINION_OPTS,
-        supervised_minions=True,
-        start_minions=False,
-        wait_for_minions=False,
-        bootstrap=True,
-    )
+    cluster = _two_bootstrapped_masters(stack, make_cluster, minions=0)
     own = [cluster.start_own_minion(master) for master in cluster.masters]
     ids = sorted(minion.minion_id for minion in own)
     assert ids == sorted(master_instance_id(n) for n in (1, 2))

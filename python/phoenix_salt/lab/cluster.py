@@ -96,12 +96,15 @@ class Cluster:
         for minion_id in minion_ids:
             self.minions.append(self._minion(minion_id))
 
-    def _minion(self, minion_id: str, follow: bool = True, **opts: Any) -> SaltMinion:
-        """The cluster's next minion, listing every master it has. ``follow=False``: Salt's
-        own failover alone (no Phoenix block, no beacon, no supervisor), with ``opts``."""
+    def _minion(
+        self, minion_id: str, follow: bool = True, root: Path | None = None, **opts: Any
+    ) -> SaltMinion:
+        """A minion of the cluster (in ``root``, else the next ``minion<n>``), listing every
+        master it has. ``follow=False``: Salt's own failover alone (no Phoenix block, no
+        beacon, no supervisor), with ``opts``."""
         return SaltMinion(
             minion_id,
-            self.workdir / f"minion{len(self.minions) + 1}",
+            root or self.workdir / f"minion{len(self.minions) + 1}",
             [master.interface for master in self.masters],
             self.ret_port,
             self.env,
@@ -124,24 +127,12 @@ class Cluster:
         lists its own master first, then salt-minion starts. Managed like any minion (the
         beacon, the cluster's supervision); stopped with the cluster."""
         master_id = master.opts["phoenix"]["master_id"]
-        minion = SaltMinion(
+        minion = self._minion(
             master_id,
-            self.workdir / f"{master.name}-minion",
-            [m.interface for m in self.masters],
-            self.ret_port,
-            self.env,
-            {"phoenix": {**self.minion_phoenix, "master_id": master_id}, **self.minion_opts},
-            self.bin_dir,
-            publish_port=self.publish_port,
-            supervised=self.supervised_minions,
+            root=self.workdir / f"{master.name}-minion",
+            phoenix={**self.minion_phoenix, "master_id": master_id},
         )
-        result = minion.minion_config(wait, "--starting-master", master.interface)
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"phoenix minion-config for {master.name}'s minion exited {result.returncode}:"
-                f"\n{result.stdout}\n{result.stderr}"
-            )
-        minion.start()
+        minion.first_boot("--starting-master", master.interface, wait=wait)
         self.own_minions.append(minion)
         return minion
 

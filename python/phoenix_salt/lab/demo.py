@@ -226,12 +226,7 @@ class Demo:
         for instance, master in zip(launched, self.cluster.masters, strict=True):
             self.masters[instance.instance_id] = master
             self._write_state_tree(master)
-        session = self._session()
-        self.wait(
-            lambda: len(session.live_masters()) == self.master_count,
-            90,
-            "every master to register and heartbeat",
-        )
+        self._wait_for_live_masters("every master to register and heartbeat")
         detect = time.monotonic() - begun
         self.wait(
             lambda: len(fleet.in_service("master")) == self.master_count,
@@ -279,10 +274,9 @@ class Demo:
         for instance in launched:
             minion = self.cluster.add_minion(instance.instance_id, follow, **opts)
             if follow:
-                result = minion.minion_config(wait=60)
-                if result.returncode != 0:
-                    raise RuntimeError(f"phoenix minion-config failed: {result.stderr}")
-            minion.start()
+                minion.first_boot()
+            else:
+                minion.start()
             (self.minions if follow else self.natives)[instance.instance_id] = minion
         session = self._session()
         ids = [i.instance_id for i in launched]
@@ -390,12 +384,7 @@ class Demo:
             self._write_state_tree(master)
             self.masters[replacement.instance_id] = master
             booted.append((master, result))
-        session = self._session()
-        self.wait(
-            lambda: len(session.live_masters()) == self.master_count,
-            90,
-            "the replacements to register once salt-master serves",
-        )
+        self._wait_for_live_masters("the replacements to register once salt-master serves")
         detect = time.monotonic() - begun
         answer = self.wait_every_minion_answers(begun)
         # The beacons move the minions whose order now puts a replacement first.
@@ -491,6 +480,11 @@ class Demo:
                 self.timeline.say(f"  ... waiting {waited:.0f} s for {what}")
 
         return wait_for(condition, timeout, what, interval=0.5, on_wait=progress)
+
+    def _wait_for_live_masters(self, what: str) -> None:
+        """Until the registry lists as many live masters as the masters' group should have."""
+        session = self._session()
+        self.wait(lambda: len(session.live_masters()) == self.master_count, 90, what)
 
     def _master_id(self, master: SaltMaster) -> str:
         return next(i for i, m in self.masters.items() if m is master)

@@ -166,20 +166,22 @@ class Fleet:
 
     # ----- AutoScaling's side ---------------------------------------------------------------------
 
-    def _group_instances(self, role: str) -> set[str]:
+    def _described(self, role: str) -> list[dict[str, Any]]:
+        """The group's instances as AutoScaling describes them."""
         (group,) = self._autoscaling.describe_auto_scaling_groups(
             AutoScalingGroupNames=[self.group(role)]
         )["AutoScalingGroups"]
-        return {i["InstanceId"] for i in group["Instances"]}
+        instances: list[dict[str, Any]] = group["Instances"]
+        return instances
+
+    def _group_instances(self, role: str) -> set[str]:
+        return {i["InstanceId"] for i in self._described(role)}
 
     def _launched(self, role: str, before: set[str]) -> list[Instance]:
         """The instances the group launched since ``before``: each gets a pending launch
         action and its hook message."""
-        (group,) = self._autoscaling.describe_auto_scaling_groups(
-            AutoScalingGroupNames=[self.group(role)]
-        )["AutoScalingGroups"]
         launched = []
-        for found in group["Instances"]:
+        for found in self._described(role):
             if found["InstanceId"] in before:
                 continue
             instance = Instance(

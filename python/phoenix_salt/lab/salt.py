@@ -320,6 +320,17 @@ class SaltMinion(_SaltDaemon):
             env=self.env,
         )
 
+    def first_boot(self, *extra: str, wait: float = 60) -> None:
+        """What user data does at an instance's first boot: ``phoenix minion-config`` (with
+        ``extra`` arguments), then salt-minion starts. Raises RuntimeError if the first fails."""
+        result = self.minion_config(wait, *extra)
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"phoenix minion-config for {self.minion_id} exited {result.returncode}:\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        self.start()
+
     @property
     def pki_dir(self) -> Path:
         return self.root / "etc" / "salt" / "pki" / "minion"
