@@ -93,7 +93,7 @@ test-compat: wheel
 	$(VENV)-salt-$(SALT)/bin/pytest tests/integration -q
 
 demo: wheel
-	$(BIN)/python -m phoenix_salt.lab.demo
+	$(BIN)/python -m phoenix_salt.lab.demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV)-salt-* dist target

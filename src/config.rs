@@ -52,7 +52,8 @@ pub struct PhoenixConfig {
     pub aws: AwsSettings,
     /// How the masters manage minion keys.
     pub keys: KeySettings,
-    /// The Salt failover options the minion drop-in carries, and where it lives.
+    /// The Salt options the minion drop-in carries (how the minion uses its masters, and
+    /// how it reaches them), and where it lives.
     pub drop_in: DropInSettings,
     /// How a minion's `master_list` beacon follows the live masters.
     pub beacon: BeaconSettings,

@@ -148,7 +148,8 @@ def main() -> int:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="phx-bench-", dir="/tmp"))
-    demo = Demo(workdir, masters=3, minions=args.minions, join=0)
+    # Failover minions: this benchmark measures how fast they move off a broken master.
+    demo = Demo(workdir, masters=3, minions=args.minions, join=0, master_type="failover")
     results: dict[str, dict[str, list[float | None]]] = {
         how: {kind: [] for kind in KINDS} for how in BREAKS
     }

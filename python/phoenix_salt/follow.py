@@ -98,20 +98,75 @@ def follower_for(opts: Mapping[str, Any]) -> tuple[MasterFollower, dict[str, Any
         return follower, settings
 
 
-def running_masters(opts: Mapping[str, Any]) -> tuple[str | None, list[str]]:
-    """The master the running minion is connected to, and the list it loaded.
+def running_masters(
+    opts: Mapping[str, Any], settings: Mapping[str, Any] | None = None
+) -> tuple[str | None, list[str]]:
+    """The master the running minion is connected to (a ``str`` minion: its first master),
+    and the list it loaded.
 
     In failover mode Salt sets ``master`` to the master it connected to and ``master_list``
     to the configured list. Salt 3008 shows a beacon the minion's live options; 3006 and
     3007 show a copy taken when beacons were (re)loaded, so after Salt's own failover they
     still name the old master until the next beacon refresh (docs/beacon.md).
+
+    A ``str`` minion runs one connection per master, each with its own options naming only
+    its master, and its beacons in the first one's: the list it loaded is read from the
+    drop-in (``loaded_masters``); empty when that is not known.
     """
     master = opts.get("master")
+    if settings is not None and settings["drop_in"]["master_type"] == "str":
+        loaded = loaded_masters(drop_in_path(settings, opts))
+        return (master if isinstance(master, str) else None), loaded or []
     listed = opts.get("master_list")
     if isinstance(master, str):
         masters = [str(m) for m in listed] if listed else [master]
         return master, masters
     return None, [str(m) for m in (master or [])]
+
+
+# A drop-in written by user data just before salt-minion started is what it loaded, however
+# coarse the process's start time is (``_process_started``).
+START_TIME_SLACK_SECONDS = 2.0
+
+# What each drop-in carried when this process first looked, by path: the list a str minion
+# loaded when it started (None: not known).
+_LOADED: dict[str, list[str] | None] = {}
+
+
+def loaded_masters(path: str) -> list[str] | None:
+    """The master list salt-minion loaded from the drop-in at ``path`` when this process
+    started: the drop-in as the beacon first finds it, which is before the beacon itself
+    rewrites it. None when that is not known: there was no drop-in, it cannot be read, or
+    something rewrote it after the process started (an operator's ``phoenix
+    minion-config``)."""
+    with _LOCK:
+        if path in _LOADED:
+            return _LOADED[path]
+    from phoenix_salt import _core
+
+    masters: list[str] | None = None
+    try:
+        if os.stat(path).st_mtime <= _process_started() + START_TIME_SLACK_SECONDS:
+            masters = _core.read_drop_in(path)
+        else:
+            log.warning(
+                "phoenix: %s changed after salt-minion started; its list is not known", path
+            )
+    except FileNotFoundError:
+        pass
+    except (OSError, _core.PhoenixError) as exc:
+        log.warning("phoenix: cannot tell which masters salt-minion loaded from %s: %s", path, exc)
+    with _LOCK:
+        return _LOADED.setdefault(path, masters)
+
+
+def _process_started() -> float:
+    """When this process started, as a Unix time (psutil is one of Salt's own
+    dependencies). On Linux it is off by up to a second: the boot time it adds to the
+    process's start is whole seconds (``btime`` in /proc/stat)."""
+    import psutil
+
+    return float(psutil.Process().create_time())
 
 
 def check(opts: Mapping[str, Any], salt: Mapping[str, Callable[..., Any]] | None) -> list[dict]:
@@ -123,7 +178,7 @@ def check(opts: Mapping[str, Any], salt: Mapping[str, Callable[..., Any]] | None
         _RESTART_FAILURES[:] = [f for f in _RESTART_FAILURES if f[0] is not follower]
     for error in failures:
         events.append(follower.restart_failed(error))
-    master, masters = running_masters(opts)
+    master, masters = running_masters(opts, settings)
     found, restart = follower.check(master, masters)
     events.extend(found)
     if restart is not None:

@@ -67,7 +67,12 @@ impl MasterFollower {
         let config = config.inner.clone();
         let timing = Timing::from_config(&config);
         Self {
-            follower: Mutex::new(Follower::new(minion_id.clone(), own_master, timing)),
+            follower: Mutex::new(Follower::new(
+                minion_id.clone(),
+                own_master,
+                config.drop_in.master_type,
+                timing,
+            )),
             config,
             minion_id,
             path: drop_in_path,
@@ -207,6 +212,13 @@ pub fn write_minion_config<'py>(
         }
     }
     Ok(result)
+}
+
+/// The master list of the Phoenix drop-in at `drop_in_path`, `None` when there is none.
+/// Raises `ConflictError` for a file that is not Phoenix's or cannot be read back.
+#[pyfunction]
+pub fn read_drop_in(drop_in_path: PathBuf) -> PyResult<Option<Vec<String>>> {
+    Ok(dropin::read_masters(&drop_in_path)?)
 }
 
 /// The master ids in the order `minion_id` tries them (rendezvous hashing, DESIGN §4), with

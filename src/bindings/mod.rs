@@ -37,6 +37,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(keys::pem_fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(follow::write_minion_config, m)?)?;
     m.add_function(wrap_pyfunction!(follow::order_masters, m)?)?;
+    m.add_function(wrap_pyfunction!(follow::read_drop_in, m)?)?;
     m.add_function(wrap_pyfunction!(master_key::master_key_pair, m)?)?;
     m.add_function(wrap_pyfunction!(master_key::install_master_key, m)?)?;
     m.add_function(wrap_pyfunction!(master_key::register_booting_master, m)?)?;

@@ -1,8 +1,9 @@
 //! The Phoenix minion drop-in, e.g. `/etc/salt/minion.d/phoenix-masters.conf`.
 //!
 //! It carries the minion's master list, in the minion's own order (see
-//! [`ordering`](crate::ordering)), and the failover settings that make Salt use that list one
-//! master at a time ([`DropInSettings`]). The beacon and `phoenix minion-config` rewrite it
+//! [`ordering`](crate::ordering)), and the settings that make Salt use that list: every master
+//! at once (`master_type: str`, the default) or one at a time (`failover`)
+//! ([`DropInSettings`]). The beacon and `phoenix minion-config` rewrite it
 //! through [`update`] when the live masters change; Salt reads it as YAML when the minion
 //! starts (a changed list needs a minion restart).
 //!
@@ -32,7 +33,7 @@ pub use read::read_masters;
 #[cfg(test)]
 pub(crate) use render::unique_in_order;
 pub use render::{render, OWNERSHIP_MARKER};
-pub use settings::{DropInSettings, SETTINGS_KEY};
+pub use settings::{DropInSettings, MasterType, SETTINGS_KEY};
 
 use crate::error::Result;
 

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use super::quote::{json_ascii_list, yaml_quoted};
-use super::settings::DropInSettings;
+use super::settings::{DropInSettings, MasterType};
 use crate::error::{Error, Result};
 
 /// The first line of every drop-in Phoenix writes starts with this. A file at the drop-in's
@@ -45,8 +45,14 @@ pub fn render(masters: &[String], settings: &DropInSettings) -> Result<String> {
     for master in &masters {
         let _ = writeln!(text, "  - {}", yaml_quoted(master));
     }
-    text.push_str("master_type: failover\n");
+    let _ = writeln!(text, "master_type: {}", settings.master_type.as_str());
     text.push_str("random_master: false\n");
+    if settings.master_type == MasterType::Str {
+        // Salt runs a str minion's beacons only in its connection to the first master, and
+        // only once that connection is up: without this, a minion whose first master died
+        // before it started would never run the beacon that moves it off that master.
+        text.push_str("beacons_before_connect: true\n");
+    }
     let _ = writeln!(text, "retry_dns: {}", settings.retry_dns);
     let _ = writeln!(text, "master_port: {}", settings.master_port);
     if let Some(port) = settings.publish_port {
@@ -58,7 +64,9 @@ pub fn render(masters: &[String], settings: &DropInSettings) -> Result<String> {
         settings.master_alive_interval
     );
     let _ = writeln!(text, "master_tries: {}", settings.master_tries);
-    let _ = writeln!(text, "master_failback: {}", settings.master_failback);
+    if settings.master_type == MasterType::Failover {
+        let _ = writeln!(text, "master_failback: {}", settings.master_failback);
+    }
     if settings.master_failback {
         let _ = writeln!(
             text,

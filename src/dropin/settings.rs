@@ -8,11 +8,39 @@ use crate::error::{Error, Result};
 /// `<SETTINGS_KEY>.<option>` so the operator knows which line to fix.
 pub const SETTINGS_KEY: &str = "phoenix.drop_in";
 
+/// How a minion uses the masters it lists: Salt's `master_type`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MasterType {
+    /// Connected to every live master at once (Salt's "hot" multi-master): an operator on any
+    /// master reaches every minion, and a master that dies or hangs costs no failover at all,
+    /// the other connections keep serving. The default: it is what makes `salt '*'` on any
+    /// master mean the whole fleet.
+    #[default]
+    Str,
+    /// Connected to one master at a time, the first of its rendezvous order that answers:
+    /// each master carries only its share of the minions, but `salt '*'` on a master reaches
+    /// only the minions on it, and a hung master's minions move only when Phoenix restarts
+    /// them.
+    Failover,
+}
+
+impl MasterType {
+    /// The value Salt reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MasterType::Str => "str",
+            MasterType::Failover => "failover",
+        }
+    }
+}
+
 /// The Salt minion options Phoenix writes next to the master list.
 ///
-/// `master_type: failover` and `random_master: false` are always written and are not
-/// settings: Phoenix's whole model is "try the masters in this minion's rendezvous order",
-/// which a hot multi-master setup or a shuffled list would undo.
+/// `random_master: false` is always written and is not a setting: in both master types the
+/// order of the list is this minion's rendezvous order (in `failover` the order it tries the
+/// masters; in `str` the first is where its beacons run and where `salt-call` goes), which a
+/// shuffled list would undo.
 ///
 /// The defaults aim at fast failover. With them, a master whose host is gone is noticed by
 /// Salt itself within about `master_alive_interval` + the keepalive bound (30 + 3 x 10 s) on an
@@ -29,6 +57,8 @@ pub struct DropInSettings {
     /// config file (the caller knows where that is). Not written into the file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// `master_type`: `str` (every master at once, the default) or `failover`.
+    pub master_type: MasterType,
     /// `master_port`: the masters' request server port (their `ret_port`). Salt's default 4506.
     pub master_port: u16,
     /// `publish_port`: the masters' publish port. `None` leaves it out, so Salt uses its
@@ -75,6 +105,7 @@ impl Default for DropInSettings {
     fn default() -> Self {
         DropInSettings {
             path: None,
+            master_type: MasterType::default(),
             master_port: 4506,
             publish_port: None,
             master_alive_interval: 10,
@@ -117,6 +148,13 @@ impl DropInSettings {
             return Err(invalid(
                 "master_tries",
                 "must be -1 (keep trying) or at least 1",
+            ));
+        }
+        if self.master_failback && self.master_type != MasterType::Failover {
+            return Err(invalid(
+                "master_failback",
+                "only means something with master_type failover: a str minion is connected \
+                 to every master",
             ));
         }
         if self.master_failback && self.master_failback_interval == 0 {

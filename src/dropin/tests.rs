@@ -49,13 +49,13 @@ const DEFAULT_TEXT: &str = r#"# Managed by Phoenix (phoenix-salt): do not edit; 
 master:
   - "10.0.2.7"
   - "10.0.1.5"
-master_type: failover
+master_type: str
 random_master: false
+beacons_before_connect: true
 retry_dns: 0
 master_port: 4506
 master_alive_interval: 10
 master_tries: -1
-master_failback: false
 auth_timeout: 5
 auth_tries: 3
 tcp_keepalive: true
@@ -75,8 +75,26 @@ fn renders_the_default_drop_in() {
 }
 
 #[test]
+fn renders_a_failover_drop_in_without_the_hot_only_lines() {
+    let settings = DropInSettings {
+        master_type: MasterType::Failover,
+        ..DropInSettings::default()
+    };
+    let text = render(&masters(&["10.0.2.7", "10.0.1.5"]), &settings).unwrap();
+    let expected = DEFAULT_TEXT
+        .replace("master_type: str\n", "master_type: failover\n")
+        .replace("beacons_before_connect: true\n", "")
+        .replace(
+            "master_tries: -1\n",
+            "master_tries: -1\nmaster_failback: false\n",
+        );
+    assert_eq!(text, expected);
+}
+
+#[test]
 fn renders_optional_settings_only_when_they_apply() {
     let settings = DropInSettings {
+        master_type: MasterType::Failover,
         publish_port: Some(14505),
         master_failback: true,
         master_failback_interval: 60,
@@ -151,11 +169,20 @@ fn refuses_settings_that_break_failover() {
         ),
         (
             DropInSettings {
+                master_type: MasterType::Failover,
                 master_failback: true,
                 master_failback_interval: 0,
                 ..DropInSettings::default()
             },
             "phoenix.drop_in.master_failback_interval",
+        ),
+        (
+            // A str minion is connected to every master: there is nothing to fail back to.
+            DropInSettings {
+                master_failback: true,
+                ..DropInSettings::default()
+            },
+            "phoenix.drop_in.master_failback",
         ),
         (
             DropInSettings {
@@ -202,6 +229,11 @@ fn settings_deserialize_from_a_partial_map_and_refuse_unknown_keys() {
     assert_eq!(settings.publish_port, Some(4505));
     assert_eq!(settings.master_port, 4506);
     assert!(serde_json::from_str::<DropInSettings>(r#"{"master_alive_intervall": 5}"#).is_err());
+    assert_eq!(settings.master_type, MasterType::Str);
+    let failover: DropInSettings = serde_json::from_str(r#"{"master_type": "failover"}"#).unwrap();
+    assert_eq!(failover.master_type, MasterType::Failover);
+    // Salt's other values (disable, func, distributed) are not Phoenix's to write.
+    assert!(serde_json::from_str::<DropInSettings>(r#"{"master_type": "func"}"#).is_err());
 }
 
 #[test]

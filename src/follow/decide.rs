@@ -2,7 +2,9 @@
 //!
 //! Salt reads its master list only when salt-minion starts, so following the masters means
 //! two things: keeping the drop-in right (cheap, done on every change) and restarting the
-//! minion (disruptive, done only when the running minion is on the wrong master):
+//! minion (disruptive, done only when the running minion needs it).
+//!
+//! A `failover` minion is connected to one master:
 //! - its current master left the live list: restart now, within `restart_jitter`;
 //! - it is connected to no master and its list is out of date: restart the same way;
 //! - another live master is now first in its order (a master joined, or Salt failed over
@@ -11,6 +13,16 @@
 //!   time to drop out of the registry first;
 //! - anything else (a master it does not use joined or left): rewrite the drop-in only; the
 //!   running minion picks the new list up at its next restart.
+//!
+//! A `str` minion is connected to every master it loaded, so a master leaving costs it
+//! nothing while another one it loaded is live:
+//! - none of the masters it loaded is live: restart now, within `restart_jitter`;
+//! - a live master is missing from what it loaded (a master joined; until the restart,
+//!   `salt '*'` on that master does not reach this minion): restart within `restart_splay`;
+//! - its first master is no longer first (it left, or the minion's own master is back):
+//!   restart within `restart_splay`, since Salt runs a str minion's beacons and `salt-call`
+//!   through its first master;
+//! - anything else (a master that is not its first left): rewrite the drop-in only.
 //!
 //! A restart is announced one check before it is carried out, so the event that says why
 //! reaches the master before the minion goes down. No minion restarts twice for the same
@@ -22,7 +34,7 @@ use super::ordered_addresses;
 use super::refresher::Snapshot;
 use super::spread::point_in;
 use crate::config::PhoenixConfig;
-use crate::dropin::DropInChange;
+use crate::dropin::{DropInChange, MasterType};
 use crate::error::Result;
 
 /// The timing knobs, in milliseconds.
@@ -50,9 +62,10 @@ impl Timing {
 /// What the running salt-minion uses, from its own options.
 #[derive(Debug, Clone, Copy)]
 pub struct Running<'a> {
-    /// The master it is connected to; `None` while it is connected to none.
+    /// `failover`: the master it is connected to; `None` while it is connected to none.
+    /// `str`: its first master.
     pub master: Option<&'a str>,
-    /// The master list it loaded when it started.
+    /// The master list it loaded when it started (`str`: empty when that is not known).
     pub masters: &'a [String],
 }
 
@@ -66,11 +79,18 @@ pub enum RestartReason {
     NotConnected,
     /// Another live master is first in this minion's order.
     BetterMaster,
+    /// A live master is missing from the list a `str` minion loaded: it joined since.
+    MasterJoined,
+    /// None of the masters a `str` minion loaded is live.
+    EveryMasterLeft,
 }
 
 impl RestartReason {
     fn urgent(self) -> bool {
-        !matches!(self, RestartReason::BetterMaster)
+        !matches!(
+            self,
+            RestartReason::BetterMaster | RestartReason::MasterJoined
+        )
     }
 }
 
@@ -134,6 +154,7 @@ struct Pending {
 pub struct Follower {
     minion_id: String,
     own_master: Option<String>,
+    master_type: MasterType,
     timing: Timing,
     /// The snapshot last looked at.
     seen_seq: Option<u64>,
@@ -152,11 +173,17 @@ pub struct Follower {
 
 impl Follower {
     /// `own_master`: the instance id of the master this minion runs beside, if any; it is
-    /// put first when live.
-    pub fn new(minion_id: String, own_master: Option<String>, timing: Timing) -> Self {
+    /// put first when live. `master_type`: what the drop-in makes the minion do with its list.
+    pub fn new(
+        minion_id: String,
+        own_master: Option<String>,
+        master_type: MasterType,
+        timing: Timing,
+    ) -> Self {
         Follower {
             minion_id,
             own_master,
+            master_type,
             timing,
             seen_seq: None,
             desired: None,
@@ -279,7 +306,7 @@ impl Follower {
         let Some(desired) = &self.desired else {
             return;
         };
-        let Some(reason) = restart_needed(desired, running) else {
+        let Some(reason) = restart_needed(self.master_type, desired, running) else {
             self.stuck_reported = false;
             if let Some(pending) = self.pending.take() {
                 log::info!(
@@ -382,8 +409,24 @@ impl Follower {
 }
 
 /// Why the running minion must restart to follow `desired`, if it must.
-pub(super) fn restart_needed(desired: &[String], running: Running<'_>) -> Option<RestartReason> {
+pub(super) fn restart_needed(
+    master_type: MasterType,
+    desired: &[String],
+    running: Running<'_>,
+) -> Option<RestartReason> {
     let first = desired.first()?;
+    if master_type == MasterType::Str {
+        let loaded = running.masters;
+        return if !loaded.iter().any(|m| desired.contains(m)) {
+            Some(RestartReason::EveryMasterLeft)
+        } else if desired.iter().any(|m| !loaded.contains(m)) {
+            Some(RestartReason::MasterJoined)
+        } else if loaded.first() != Some(first) {
+            Some(RestartReason::BetterMaster)
+        } else {
+            None
+        };
+    }
     match running.master {
         Some(current) if !desired.iter().any(|m| m == current) => {
             Some(RestartReason::CurrentMasterLeft)

@@ -4,7 +4,7 @@ use proptest::prelude::*;
 use tempfile::TempDir;
 
 use super::*;
-use crate::dropin::{self, DropInChange, DropInSettings};
+use crate::dropin::{self, DropInChange, DropInSettings, MasterType};
 use crate::error::Error;
 
 const TIMING: Timing = Timing {
@@ -69,15 +69,26 @@ struct Minion {
 }
 
 impl Minion {
-    /// A minion that runs the order of `masters` and is connected to its first master.
+    /// A failover minion that runs the order of `masters` and is connected to its first
+    /// master.
     fn settled(id: &str, masters: &[u32]) -> Self {
+        Self::running(id, masters, MasterType::Failover)
+    }
+
+    /// A str minion that runs the order of `masters`, connected to all of them; Salt shows
+    /// the beacon its first master.
+    fn hot(id: &str, masters: &[u32]) -> Self {
+        Self::running(id, masters, MasterType::Str)
+    }
+
+    fn running(id: &str, masters: &[u32], master_type: MasterType) -> Self {
         let list = ordered_addresses(
             id,
             &masters.iter().map(|n| master(*n)).collect::<Vec<_>>(),
             None,
         );
         Minion {
-            follower: Follower::new(id.to_owned(), None, TIMING),
+            follower: Follower::new(id.to_owned(), None, master_type, TIMING),
             disk: Disk::with(list.clone()),
             connected: list.first().cloned(),
             running_list: list,
@@ -410,7 +421,7 @@ fn the_real_drop_in_is_written_and_read_back() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("phoenix-masters.conf");
     let settings = DropInSettings::default();
-    let mut follower = Follower::new("i-0aaa".to_owned(), None, TIMING);
+    let mut follower = Follower::new("i-0aaa".to_owned(), None, MasterType::Failover, TIMING);
     let outcome = follower.check(
         Some(&snapshot(1, &[1, 2])),
         Running {
@@ -437,6 +448,108 @@ fn the_real_drop_in_is_written_and_read_back() {
 
 /// One step of a random history: the live masters change, Salt moves the minion, the
 /// minion restarts, or the restart command fails.
+/// The masters of `live` in `minion`'s order, and the one that is first there.
+fn order_of(minion_id: &str, live: &[u32]) -> Vec<String> {
+    ordered_addresses(
+        minion_id,
+        &live.iter().map(|n| master(*n)).collect::<Vec<_>>(),
+        None,
+    )
+}
+
+fn number_of(address: &str) -> u32 {
+    address.rsplit('.').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_str_minion_stays_up_when_a_master_behind_its_first_leaves() {
+    let mut minion = Minion::hot("i-0aaa", &[1, 2, 3]);
+    minion.check(Some(&snapshot(1, &[1, 2, 3])), 0);
+    let behind = number_of(&minion.running_list[1]);
+    let live: Vec<u32> = [1, 2, 3].into_iter().filter(|n| *n != behind).collect();
+    let after = snapshot(2, &live);
+    let outcome = minion.check(Some(&after), 1_000);
+    match &outcome.events[..] {
+        [FollowEvent::Changed {
+            removed, restart, ..
+        }] => {
+            assert_eq!(removed, &vec![master(behind).address]);
+            assert_eq!(*restart, None);
+        }
+        other => panic!("expected one change event, got {other:?}"),
+    }
+    // Its other connections serve: it never restarts for this.
+    assert_eq!(run_until_restart(&mut minion, &after, 2_000, 900_000), None);
+    assert_eq!(
+        minion.disk.list.as_ref().unwrap(),
+        &order_of("i-0aaa", &live)
+    );
+}
+
+#[test]
+fn a_str_minion_restarts_within_the_splay_to_connect_to_a_master_that_joined() {
+    for id in ["i-0aaa", "i-0bbb", "i-0ccc", "i-0ddd"] {
+        let mut minion = Minion::hot(id, &[1, 2]);
+        minion.check(Some(&snapshot(1, &[1, 2])), 0);
+        let after = snapshot(2, &[1, 2, 3]);
+        let outcome = minion.check(Some(&after), 1_000);
+        let reason = match &outcome.events[0] {
+            FollowEvent::Changed { restart, .. } => restart.unwrap(),
+            other => panic!("expected a change event, got {other:?}"),
+        };
+        // Joining first also means its first master is no longer first: either way the
+        // restart is not urgent.
+        assert!(
+            matches!(
+                reason,
+                RestartReason::MasterJoined | RestartReason::BetterMaster
+            ),
+            "{reason:?}"
+        );
+        let (at, order) = run_until_restart(&mut minion, &after, 1_000, 400_000).unwrap();
+        assert!(
+            at >= 1_000 + 30_000,
+            "restarted at {at}: before the staleness bound"
+        );
+        assert!(at <= 1_000 + 30_000 + 300_000 + 1_000, "restarted at {at}");
+        assert_eq!(order.masters, order_of(id, &[1, 2, 3]));
+        minion.restart();
+        assert_eq!(
+            run_until_restart(&mut minion, &after, at + 1_000, 900_000),
+            None
+        );
+    }
+}
+
+#[test]
+fn a_str_minion_whose_first_master_left_restarts_within_the_splay() {
+    let mut minion = Minion::hot("i-0aaa", &[1, 2, 3]);
+    minion.check(Some(&snapshot(1, &[1, 2, 3])), 0);
+    let first = number_of(&minion.running_list[0]);
+    let live: Vec<u32> = [1, 2, 3].into_iter().filter(|n| *n != first).collect();
+    let after = snapshot(2, &live);
+    let (at, order) = run_until_restart(&mut minion, &after, 1_000, 400_000).unwrap();
+    assert_eq!(order.reason, RestartReason::BetterMaster);
+    assert!(at > 1_000 + 30_000, "restarted at {at}: urgently");
+    assert_eq!(order.masters, order_of("i-0aaa", &live));
+}
+
+#[test]
+fn a_str_minion_with_no_live_master_left_restarts_within_the_jitter() {
+    let mut minion = Minion::hot("i-0aaa", &[1, 2]);
+    minion.check(Some(&snapshot(1, &[1, 2])), 0);
+    let after = snapshot(2, &[3, 4]);
+    let (at, order) = run_until_restart(&mut minion, &after, 1_000, 400_000).unwrap();
+    assert_eq!(order.reason, RestartReason::EveryMasterLeft);
+    assert!(at <= 1_000 + 5_000 + 1_000, "restarted at {at}");
+    // Not knowing what it loaded is treated the same way.
+    let mut unknown = Minion::hot("i-0aaa", &[1, 2]);
+    unknown.running_list.clear();
+    let (at, order) = run_until_restart(&mut unknown, &snapshot(1, &[1, 2]), 0, 400_000).unwrap();
+    assert_eq!(order.reason, RestartReason::EveryMasterLeft);
+    assert!(at <= 5_000 + 1_000, "restarted at {at}");
+}
+
 #[derive(Debug, Clone)]
 enum Step {
     Read(Vec<u32>),
@@ -506,5 +619,42 @@ proptest! {
                 now += 1_000;
             }
         }
+    }
+
+    /// Whatever the live masters did, once they hold still a str minion ends up connected
+    /// to every one of them (and perhaps to some that left, which cost it nothing), its
+    /// first master first, and then stays put.
+    #[test]
+    fn a_str_minion_ends_up_connected_to_every_live_master(
+        reads in proptest::collection::vec(proptest::collection::vec(1u32..8, 1..6), 1..20),
+        gaps in proptest::collection::vec(1i64..400, 20),
+    ) {
+        let mut minion = Minion::hot("i-0aaa", &[1, 2, 3]);
+        let mut now = 0i64;
+        let mut latest = snapshot(1, &[1, 2, 3]);
+        for (seq, (live, gap)) in reads.iter().zip(&gaps).enumerate() {
+            latest = snapshot(seq as u64 + 2, live);
+            let until = now + gap * 1_000;
+            while now < until {
+                if minion.check(Some(&latest), now).restart.is_some() {
+                    minion.restart();
+                }
+                now += 1_000;
+            }
+        }
+        // Still: splay + staleness bound + rate limit is the longest a restart waits.
+        for _ in 0..(300 + 30 + 60 + 5) {
+            if minion.check(Some(&latest), now).restart.is_some() {
+                minion.restart();
+            }
+            now += 1_000;
+        }
+        let live: Vec<u32> = latest.masters.iter().map(|m| number_of(&m.address)).collect();
+        let desired = order_of("i-0aaa", &live);
+        prop_assert_eq!(minion.running_list.first(), desired.first());
+        for address in &desired {
+            prop_assert!(minion.running_list.contains(address), "{} not loaded", address);
+        }
+        prop_assert_eq!(run_until_restart(&mut minion, &latest, now, now + 900_000), None);
     }
 }

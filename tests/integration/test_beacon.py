@@ -32,7 +32,9 @@ pytestmark = pytest.mark.integration
 
 MASTER_OPTS = fleet.BEACON_MASTER_OPTS
 MINION_OPTS = fleet.BEACON_MINION_OPTS
-PHOENIX = fleet.BEACON_PHOENIX
+# These minions fail over: one master at a time, moved by the beacon. Minions on every master
+# at once (the default, master_type str) are followed in test_replacement.py.
+PHOENIX = {**fleet.BEACON_PHOENIX, "drop_in": {"master_type": "failover"}}
 BEACON_TAG = "salt/beacon/{}/master_list/{}"
 
 

@@ -15,7 +15,7 @@ from phoenix_salt.lab.cluster import Cluster, master_instance_id
 from phoenix_salt.lab.demo import KEY_CHANGED
 from phoenix_salt.lab.emulator import Emulator
 from phoenix_salt.lab.processes import wait_for
-from phoenix_salt.lab.salt import BusListener
+from phoenix_salt.lab.salt import BusListener, SaltMaster
 from phoenix_salt.lab.stack import Stack, provision
 
 from . import fleet
@@ -129,3 +129,55 @@ def test_every_master_runs_its_own_minion_which_every_master_accepts(
             f"{master.name} to hold both masters' minions' keys as accepted",
         )
         assert master.keys()["minions_pre"] == []
+
+
+def _reach(master: SaltMaster, ids: list[str]) -> bool:
+    answers = master.ping(timeout=5)
+    return all(answers.get(minion_id) for minion_id in ids)
+
+
+def test_from_any_master_salt_star_reaches_every_minion_and_every_masters_own_minion(
+    aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
+) -> None:
+    # The default drop-in: every minion connected to every live master (master_type str).
+    cluster = _two_bootstrapped_masters(stack, make_cluster, minions=2)
+    fleet.start_minions(aws, stack, cluster)
+    for master in cluster.masters:
+        cluster.start_own_minion(master)
+    every = [*cluster.minions, *cluster.own_minions]
+    ids = sorted(minion.minion_id for minion in every)
+    for minion in every:
+        assert "master_type: str" in minion.drop_in_path.read_text()
+    for master in cluster.masters:
+        wait_for(
+            lambda master=master: _reach(master, ids),
+            120,
+            f"salt '*' on {master.name} to reach {ids}",
+        )
+
+    # A master joins, with its own minion: every minion connects to it within the beacon's
+    # splay, so salt '*' there reaches the whole fleet too, and the new own minion is
+    # reached from the old masters.
+    joined, _ = cluster.add_master()
+    cluster.start_own_minion(joined)
+    every = [*cluster.minions, *cluster.own_minions]
+    ids = sorted(minion.minion_id for minion in every)
+    for master in cluster.masters:
+        wait_for(
+            lambda master=master: _reach(master, ids),
+            180,
+            f"salt '*' on {master.name} to reach {ids} after {joined.name} joined",
+        )
+    for minion in every:
+        assert sorted(minion.drop_in_masters() or []) == sorted(
+            m.interface for m in cluster.masters
+        ), minion.minion_id
+
+    # A master hangs: nothing has to move. Before its heartbeat is even stale, the others
+    # still reach every minion, its own minion included, and no minion restarted for it.
+    restarts = {minion.minion_id: len(minion.restarts()) for minion in every}
+    hung = cluster.masters[0]
+    hung.process.signal_group(signal.SIGSTOP)
+    for master in cluster.masters[1:]:
+        assert _reach(master, ids), master.name
+    assert {minion.minion_id: len(minion.restarts()) for minion in every} == restarts

@@ -4,6 +4,7 @@ never started (nothing calls its check here)."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,49 @@ def test_running_masters_read_the_way_salt_sets_them() -> None:
         None,
         ["10.0.0.1", "10.0.0.2"],
     )
+
+
+def _drop_in(path: Path, masters: list[str]) -> None:
+    """A drop-in as Phoenix writes it (the part its reader checks)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    listed = "".join(f'  - "{m}"\n' for m in masters)
+    quoted = ",".join(f'"{m}"' for m in masters)
+    path.write_text(
+        "# Managed by Phoenix (phoenix-salt): do not edit.\n"
+        f"# phoenix-masters: [{quoted}]\nmaster:\n{listed}master_type: str\n"
+    )
+
+
+def test_a_str_minion_loaded_the_drop_in_it_had_when_it_started(tmp_path: Path) -> None:
+    settings = {"drop_in": {"master_type": "str", "path": str(tmp_path / "minion.d" / "a.conf")}}
+    path = Path(settings["drop_in"]["path"])
+    _drop_in(path, ["10.0.0.2", "10.0.0.1"])
+    # Written before this process started, as user data writes it before salt-minion starts.
+    started = follow._process_started()
+    os.utime(path, (started - 60, started - 60))
+    # Salt shows the beacon only the connection to its first master.
+    opts = {"master": "10.0.0.2"}
+    assert follow.running_masters(opts, settings) == ("10.0.0.2", ["10.0.0.2", "10.0.0.1"])
+    # The beacon rewrites the drop-in; the running minion still has what it loaded.
+    _drop_in(path, ["10.0.0.3", "10.0.0.2", "10.0.0.1"])
+    assert follow.running_masters(opts, settings) == ("10.0.0.2", ["10.0.0.2", "10.0.0.1"])
+
+
+def test_a_str_minion_whose_drop_in_changed_after_it_started_loaded_an_unknown_list(
+    tmp_path: Path,
+) -> None:
+    changed = tmp_path / "changed" / "a.conf"
+    _drop_in(changed, ["10.0.0.1"])
+    # Rewritten well after this process started.
+    later = follow._process_started() + 60
+    os.utime(changed, (later, later))
+    settings = {"drop_in": {"master_type": "str", "path": str(changed)}}
+    assert follow.running_masters({"master": "10.0.0.1"}, settings) == ("10.0.0.1", [])
+    missing = {"drop_in": {"master_type": "str", "path": str(tmp_path / "none" / "a.conf")}}
+    assert follow.running_masters({"master": "10.0.0.1"}, missing) == ("10.0.0.1", [])
+    # Failover minions are read from Salt's options as before.
+    failover = {"drop_in": {"master_type": "failover", "path": str(changed)}}
+    assert follow.running_masters({"master": "10.0.0.9"}, failover) == ("10.0.0.9", ["10.0.0.9"])
 
 
 def test_the_follower_is_made_once_and_again_when_the_block_changes(tmp_path: Path) -> None:

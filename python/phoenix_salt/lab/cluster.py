@@ -1,5 +1,6 @@
-"""A whole Phoenix cluster on loopback: N masters sharing one master key pair, M minions in
-failover mode over all of them, every daemon with Phoenix loaded."""
+"""A whole Phoenix cluster on loopback: N masters sharing one master key pair, M minions
+listing all of them (in failover mode until Phoenix's drop-in, which Salt reads after the
+main config file, says otherwise), every daemon with Phoenix loaded."""
 
 from __future__ import annotations
 

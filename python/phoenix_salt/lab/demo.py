@@ -3,11 +3,13 @@
 The AWS emulator (the data stack deployed by its own CloudFormation; the AutoScaling groups
 driven by the fleet simulator with real AutoScaling calls) and real Salt daemons on
 loopback: 3 masters, each with the engine, runners and reactor, and 6 minions, each with
-the beacon. Then, step by step: 2 minions join (scale out), the busiest master is killed
-(SIGKILL), the next one hangs (SIGSTOP), AutoScaling replaces both (``phoenix
+the beacon, connected to every master (the default; ``--master-type failover``: each to one
+master at a time). Then, step by step: 2 minions join (scale out), the busiest master is
+killed (SIGKILL), the next one hangs (SIGSTOP), AutoScaling replaces both (``phoenix
 master-bootstrap``), a minion leaves (scale in). Each step shows its progress while it
 waits; the run ends with a summary table: per step, the time until Phoenix noticed, the
-time until every minion answers ``test.ping`` through a live master, keys accepted and
+time until every minion answers (``salt '*' test.ping`` on every live master reaches every
+minion; failover: every minion answers through some live master), keys accepted and
 deleted, first highstates run. Ctrl-C stops everything cleanly: no process is left behind.
 """
 
@@ -50,6 +52,8 @@ class Census:
 
     accepted: frozenset[str] = frozenset()  # ids whose key a live master has accepted
     highstates: int = 0  # first highstates that succeeded (the registry's record)
+    # Restarts the beacons asked for so far, by minion id.
+    restarts: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass
@@ -58,7 +62,9 @@ class Report:
 
     outcome: str
     detect: float | None = None  # until Phoenix noticed (the registry shows the change)
-    answer: float | None = None  # until every minion answers through a live master
+    answer: float | None = None  # until every minion answers (see Demo.every_minion_answers)
+    # A master that broke: the minions whose first master it was.
+    first_of: int | None = None
 
 
 @dataclass
@@ -69,6 +75,7 @@ class Step:
     accepted: int
     deleted: int
     highstates: int
+    restarts: int
 
 
 @dataclass
@@ -94,6 +101,7 @@ class Timeline:
             len(after.accepted - before.accepted),
             len(before.accepted - after.accepted),
             after.highstates - before.highstates,
+            _restarts_between(before, after),
         )
         self.steps.append(step)
         self.say(f"  done in {seconds:.1f}s: {report.outcome}")
@@ -101,7 +109,16 @@ class Timeline:
 
     def summary(self) -> str:
         """The table: steps that changed the fleet, with their times and counts."""
-        header = ("step", "took s", "detect s", "answer s", "keys +", "keys -", "highstates")
+        header = (
+            "step",
+            "took s",
+            "detect s",
+            "answer s",
+            "keys +",
+            "keys -",
+            "highstates",
+            "restarts",
+        )
         rows = [
             (
                 s.name,
@@ -111,6 +128,7 @@ class Timeline:
                 str(s.accepted),
                 str(s.deleted),
                 str(s.highstates),
+                str(s.restarts),
             )
             for s in self.steps
         ]
@@ -125,6 +143,12 @@ class Timeline:
         return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
+def _restarts_between(before: Census, after: Census) -> int:
+    """Restarts of the minions that are still there, between two censuses."""
+    earlier = dict(before.restarts)
+    return sum(count - earlier.get(minion, 0) for minion, count in after.restarts)
+
+
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -132,9 +156,19 @@ def _seconds(value: float | None) -> str:
 class Demo:
     """The cluster the demo plays with, and its steps."""
 
-    def __init__(self, workdir: Path, masters: int = 3, minions: int = 6, join: int = 2) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        masters: int = 3,
+        minions: int = 6,
+        join: int = 2,
+        master_type: str = "str",
+    ) -> None:
+        """``master_type``: the minions' ``phoenix.drop_in.master_type``: ``str`` (every
+        minion on every master) or ``failover`` (one master at a time)."""
         self.workdir = workdir
         self.master_count, self.minion_count, self.join_count = masters, minions, join
+        self.master_type = master_type
         self.emulator = Emulator(workdir)
         self.lifecycle = LifecycleActions(upstream=self.emulator.url)
         self.stack: Stack | None = None
@@ -173,6 +207,7 @@ class Demo:
                 "restart_splay": 10,
                 "min_restart_interval": 10,
             },
+            drop_in={"master_type": self.master_type},
             # A minion's launch goes on only once its first highstate succeeded.
             highstate_gating=True,
             highstate={"check_interval": 2},
@@ -348,27 +383,62 @@ class Demo:
         return self._break_master(signal.SIGSTOP, "hung (SIGSTOP)")
 
     def _break_master(self, signum: int, how: str) -> Report:
-        serving = self.answering()
-        load = {master: list(serving.values()).count(master) for master in self.live_masters()}
+        # The busiest: first in the most minions' order (a failover minion is on that one).
+        firsts = {i: (m.drop_in_masters() or [""])[0] for i, m in self.minions.items()}
+        load = {m: list(firsts.values()).count(m.interface) for m in self.live_masters()}
         master = max(load, key=lambda m: load[m])
+        # Its minions, with the restarts each had so far.
+        first_of = {
+            i: len(self.minions[i].restarts())
+            for i, first in firsts.items()
+            if first == master.interface
+        }
         instance_id = self._master_id(master)
         begun = time.monotonic()
         master.process.signal_group(signum)
         self.impaired[instance_id] = master
         session = self._session()
+        seen: dict[str, float] = {}
+
+        def detected_and_answered() -> bool:
+            # Both clocks run at once: with minions on every master the fleet answers
+            # before the registry has even noticed.
+            if "detect" not in seen and instance_id not in {
+                m["instance_id"] for m in session.live_masters()
+            }:
+                seen["detect"] = time.monotonic() - begun
+            if "answer" not in seen and self.every_minion_answers():
+                seen["answer"] = time.monotonic() - begun
+            return len(seen) == 2
+
         self.wait(
-            lambda: instance_id not in {m["instance_id"] for m in session.live_masters()},
-            60,
-            f"{master.name} to leave the live list",
+            detected_and_answered,
+            180,
+            f"{master.name} to leave the live list and every minion to answer",
         )
-        detect = time.monotonic() - begun
-        answer = self.wait_every_minion_answers(begun)
+        moved = ""
+        if self.hot:
+            # The others are served as they are; the minions whose first master it was
+            # restart within the splay, so that their beacons (and salt-call) run through a
+            # live master.
+            self.wait(
+                lambda: (
+                    all(len(self.minions[i].restarts()) > n for i, n in first_of.items())
+                    and self.every_minion_answers()
+                ),
+                180,
+                f"the {len(first_of)} minion(s) whose first master it was to restart",
+            )
+            moved = (
+                f"; its {len(first_of)} minion(s) restarted within the splay, "
+                f"{time.monotonic() - begun:.0f} s after the break"
+            )
         return Report(
-            f"{master.name} ({instance_id}) {how} while serving {load[master]} minion(s); out of "
-            f"the live list {detect:.0f} s later; every minion answers through "
-            f"{', '.join(sorted(m.name for m in self.live_masters()))}",
-            detect=detect,
-            answer=answer,
+            f"{master.name} ({instance_id}) {how}, first master of {len(first_of)} minion(s); "
+            f"out of the live list {seen['detect']:.0f} s later; {self._answer_words()}{moved}",
+            detect=seen["detect"],
+            answer=seen["answer"],
+            first_of=len(first_of),
         )
 
     def replace_masters(self) -> Report:
@@ -390,11 +460,14 @@ class Demo:
         # The beacons move the minions whose order now puts a replacement first.
         self.wait(self.spread, 120, "the minions to spread over the masters by their order")
         spread = time.monotonic() - begun
-        serving = self.answering()
-        share = ", ".join(
-            f"{m.name} {list(serving.values()).count(m)}"
-            for m in sorted(self.live_masters(), key=lambda m: m.name)
-        )
+        if self.hot:
+            share = f"every master reaches all {len(self.minions)}"
+        else:
+            serving = self.answering()
+            share = ", ".join(
+                f"{m.name} {list(serving.values()).count(m)}"
+                for m in sorted(self.live_masters(), key=lambda m: m.name)
+            )
         pending = sum(len(m.keys()["minions_pre"]) for m, _ in booted)
         changed = [i for i, m in self.minions.items() if KEY_CHANGED in m.log_text()]
         made = "; ".join(
@@ -428,29 +501,59 @@ class Demo:
         live = {m["instance_id"] for m in self._session().live_masters()}
         return [m for i, m in self.masters.items() if i in live and i not in self.impaired]
 
-    def answering(self) -> dict[str, SaltMaster]:
-        """Which live master each minion answers ``test.ping`` through (all asked at once)."""
+    @property
+    def hot(self) -> bool:
+        """The minions are connected to every master (``master_type: str``)."""
+        return self.master_type == "str"
+
+    def reached(self) -> dict[SaltMaster, set[str]]:
+        """The minions ``salt '*' test.ping`` reaches on each live master (all asked at
+        once)."""
         masters = self.live_masters()
         if not masters:
             return {}
         with ThreadPoolExecutor(len(masters)) as pool:
             answers = list(pool.map(lambda m: (m, m.ping(timeout=3)), masters))
+        return {master: {i for i, ok in answered.items() if ok} for master, answered in answers}
+
+    def answering(self) -> dict[str, SaltMaster]:
+        """Which live master each minion answers ``test.ping`` through (failover minions
+        answer through one)."""
         through: dict[str, SaltMaster] = {}
-        for master, answered in answers:
-            for minion, ok in answered.items():
-                if ok:
-                    through.setdefault(minion, master)
+        for master, minions in self.reached().items():
+            for minion in minions:
+                through.setdefault(minion, master)
         return through
 
     def every_minion_answers(self) -> bool:
-        return {*self.minions, *self.natives} <= set(self.answering())
+        """Minions on every master: every live master reaches every minion. Failover: every
+        minion answers through some live master."""
+        everyone = {*self.minions, *self.natives}
+        reached = self.reached()
+        if self.hot:
+            return bool(reached) and all(everyone <= got for got in reached.values())
+        return everyone <= set().union(*reached.values())
+
+    def _answer_words(self) -> str:
+        live = sorted(m.name for m in self.live_masters())
+        names = ", ".join(live)
+        if self.hot:
+            where = f"each of {names}" if len(live) > 1 else names
+            return f"salt '*' on {where} reaches every minion"
+        return f"every minion answers through {names}"
 
     def wait_every_minion_answers(self, begun: float) -> float:
-        self.wait(self.every_minion_answers, 180, "every minion to answer through a live master")
+        self.wait(self.every_minion_answers, 180, "every minion to answer")
         return time.monotonic() - begun
 
     def spread(self) -> bool:
-        """Every minion answers through the master its drop-in lists first."""
+        """Every minion is where its drop-in puts it: connected to every live master (the
+        drop-in lists them all), or (failover) answering through the master listed first."""
+        if self.hot:
+            live = sorted(m.interface for m in self.live_masters())
+            return self.every_minion_answers() and all(
+                sorted(minion.drop_in_masters() or []) == live for minion in self.minions.values()
+            )
         through = self.answering()
         return all(
             minion_id in through
@@ -468,7 +571,8 @@ class Demo:
         done = sum(
             1 for row in minions if (row.get("first_highstate") or {}).get("status") == "succeeded"
         )
-        return Census(frozenset(accepted), done)
+        restarts = tuple(sorted((i, len(m.restarts())) for i, m in self.minions.items()))
+        return Census(frozenset(accepted), done, restarts)
 
     def wait(self, condition: Callable[[], object], timeout: float, what: str) -> object:
         """``wait_for``, saying every ``PROGRESS_EVERY`` seconds that it still waits."""
@@ -544,23 +648,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--masters", type=int, default=3, help="masters (default 3)")
     parser.add_argument("--minions", type=int, default=6, help="minions at first (default 6)")
     parser.add_argument("--join", type=int, default=2, help="minions that join (default 2)")
+    parser.add_argument(
+        "--master-type",
+        choices=("str", "failover"),
+        default="str",
+        help="the minions' phoenix.drop_in.master_type: str, every minion on every master "
+        "(default), or failover, one master at a time",
+    )
     args = parser.parse_args(argv)
     if args.masters < 3:
         parser.error("--masters must be at least 3: two of them are broken on purpose")
 
     interrupt_on_sigterm()
     workdir = Path(tempfile.mkdtemp(prefix="phx-demo-", dir="/tmp"))
-    demo = Demo(workdir, args.masters, args.minions, args.join)
+    demo = Demo(workdir, args.masters, args.minions, args.join, args.master_type)
     try:
         play(demo)
         print()
         print(demo.status())
         print()
         print(demo.timeline.summary())
+        answer = (
+            "salt '*' test.ping on every live master reached every minion"
+            if demo.hot
+            else "every minion answered test.ping through a live master"
+        )
         print(
-            "\ndetect: until the registry showed the change; answer: until every minion "
-            "answered test.ping through a live master (both from the step's start; the "
-            "answer is probed with test.ping -t 3, so it is known to within about 7 s)"
+            f"\ndetect: until the registry showed the change; answer: until {answer} (both "
+            "from the step's start; the answer is probed with test.ping -t 3, so it is known "
+            "to within about 7 s)"
         )
         return 0
     except KeyboardInterrupt:
