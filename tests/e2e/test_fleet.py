@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -124,10 +125,15 @@ def test_the_fleet_survives_scale_out_kill_hang_replace_and_scale_in(demo: Demo)
     assert watcher.breaches == []
     # The watcher did look: every accepted id went through its registry check, and the
     # drop-ins were read many times.
-    assert len(watcher.keys_seen) == 8 and watcher.drop_ins_read > 100
+    # 8 minions and 5 masters' own minions (3, then 2 beside the replacements).
+    assert len(watcher.keys_seen) == 13 and watcher.drop_ins_read > 100
     steps = {step.name: step for step in demo.timeline.steps}
     assert len(answered_after) == 7  # every step from the minions' launch on
 
+    # Each master's own minion: accepted on every master, reached from every master.
+    masters = steps["launch 3 masters (phoenix master-bootstrap)"]
+    assert (masters.accepted, masters.highstates) == (3, 0)
+    assert masters.report.answer is not None
     launched = steps["launch 6 minions"]
     assert (launched.accepted, launched.highstates) == (6, 6)
     joined = steps["scale out: 2 minions join"]
@@ -146,11 +152,15 @@ def test_the_fleet_survives_scale_out_kill_hang_replace_and_scale_in(demo: Demo)
         assert (broken.accepted, broken.deleted, broken.highstates) == (0, 0, 0)
         assert broken.report.first_of and broken.restarts == broken.report.first_of
     replacing = steps["AutoScaling replaces both (phoenix master-bootstrap)"]
-    # Every minion restarted to connect to the replacements.
+    # Every minion restarted to connect to the replacements. The replaced masters' own
+    # minions' keys left every master; the replacements' own minions' keys were accepted.
     assert replacing.restarts >= 8
+    assert (replacing.accepted, replacing.deleted) == (2, 2)
     replaced = replacing.report.outcome
     assert "every master reaches all 8" in replaced
-    assert "key pair existing, 8 pinned key(s) pre-seeded" in replaced
+    # Every minion's pinned key, and those of the live masters' own minions pinned by then.
+    seeded = re.findall(r"key pair existing, (\d+) pinned key\(s\) pre-seeded", replaced)
+    assert len(seeded) == 2 and all(int(count) >= 8 for count in seeded), replaced
     assert "pending keys on the replacements: 0" in replaced
     assert "'master key has changed' never logged" in replaced
     left = steps["scale in: a minion leaves"]
@@ -178,7 +188,8 @@ def test_the_fleet_survives_scale_out_kill_hang_replace_and_scale_in(demo: Demo)
         if instance.role == "master":
             expected = "running" if instance.state == "in_service" else "terminated"
             assert registry[instance.instance_id] == expected
-    assert not any(KEY_CHANGED in m.log_text() for m in demo.minions.values())
+    everyone = [*demo.minions.values(), *demo.own_minions.values()]
+    assert not any(KEY_CHANGED in m.log_text() for m in everyone)
     # The first highstate did run on every minion: the file its state manages is there.
     for minion in demo.minions.values():
         motd = minion.root / "var" / "cache" / "salt" / "minion" / "motd"

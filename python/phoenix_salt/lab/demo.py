@@ -52,7 +52,7 @@ class Census:
 
     accepted: frozenset[str] = frozenset()  # ids whose key a live master has accepted
     highstates: int = 0  # first highstates that succeeded (the registry's record)
-    # Restarts the beacons asked for so far, by minion id.
+    # Restarts the beacons asked for so far, by minion id (the masters' own minions too).
     restarts: tuple[tuple[str, int], ...] = ()
 
 
@@ -63,7 +63,7 @@ class Report:
     outcome: str
     detect: float | None = None  # until Phoenix noticed (the registry shows the change)
     answer: float | None = None  # until every minion answers (see Demo.every_minion_answers)
-    # A master that broke: the minions whose first master it was.
+    # A master that broke: the minions whose first master it was, its own included.
     first_of: int | None = None
 
 
@@ -178,6 +178,8 @@ class Demo:
         # The daemons of the instances that exist, by instance id.
         self.masters: dict[str, SaltMaster] = {}
         self.minions: dict[str, SaltMinion] = {}
+        # The minion beside each master, by the master's instance id (which is its id).
+        self.own_minions: dict[str, SaltMinion] = {}
         # Minions with Salt's own failover alone (bench/failover's reference), by id.
         self.natives: dict[str, SaltMinion] = {}
         # Masters the demo broke (killed or hung), until AutoScaling replaces them.
@@ -261,6 +263,7 @@ class Demo:
         for instance, master in zip(launched, self.cluster.masters, strict=True):
             self.masters[instance.instance_id] = master
             self._write_state_tree(master)
+            self.own_minions[instance.instance_id] = self.cluster.start_own_minion(master)
         self._wait_for_live_masters("every master to register and heartbeat")
         detect = time.monotonic() - begun
         self.wait(
@@ -268,11 +271,14 @@ class Demo:
             60,
             "the masters' launches to be let go on",
         )
+        answer = self.wait_every_minion_answers(begun)
         names = ", ".join(f"{m.name} {m.interface} ({i})" for i, m in self.masters.items())
         return Report(
             f"{names}: one key pair (created once, stored), each registered once salt-master "
-            "served, launch let go on (CONTINUE)",
+            "served, launch let go on (CONTINUE); each runs its own minion; "
+            f"{self._answer_words()}",
             detect=detect,
+            answer=answer,
         )
 
     def _write_state_tree(self, master: SaltMaster) -> None:
@@ -387,11 +393,12 @@ class Demo:
         firsts = {i: (m.drop_in_masters() or [""])[0] for i, m in self.minions.items()}
         load = {m: list(firsts.values()).count(m.interface) for m in self.live_masters()}
         master = max(load, key=lambda m: load[m])
-        # Its minions, with the restarts each had so far.
+        # Every minion whose first master it is (its own minion too), with its restarts so far.
+        followers = {**self.minions, **self.own_minions}
         first_of = {
-            i: len(self.minions[i].restarts())
-            for i, first in firsts.items()
-            if first == master.interface
+            i: len(m.restarts())
+            for i, m in followers.items()
+            if (m.drop_in_masters() or [""])[0] == master.interface
         }
         instance_id = self._master_id(master)
         begun = time.monotonic()
@@ -423,18 +430,19 @@ class Demo:
             # live master.
             self.wait(
                 lambda: (
-                    all(len(self.minions[i].restarts()) > n for i, n in first_of.items())
+                    all(len(followers[i].restarts()) > n for i, n in first_of.items())
                     and self.every_minion_answers()
                 ),
                 180,
                 f"the {len(first_of)} minion(s) whose first master it was to restart",
             )
             moved = (
-                f"; its {len(first_of)} minion(s) restarted within the splay, "
+                f"; those {len(first_of)} restarted within the splay, "
                 f"{time.monotonic() - begun:.0f} s after the break"
             )
         return Report(
-            f"{master.name} ({instance_id}) {how}, first master of {len(first_of)} minion(s); "
+            f"{master.name} ({instance_id}) {how}, first master of {len(first_of)} minion(s) "
+            f"({len(first_of.keys() & self.own_minions.keys())} of them masters' own); "
             f"out of the live list {seen['detect']:.0f} s later; {self._answer_words()}{moved}",
             detect=seen["detect"],
             answer=seen["answer"],
@@ -453,6 +461,7 @@ class Demo:
             master, result = self.cluster.add_master(replacement.instance_id)
             self._write_state_tree(master)
             self.masters[replacement.instance_id] = master
+            self.own_minions[replacement.instance_id] = self.cluster.start_own_minion(master)
             booted.append((master, result))
         self._wait_for_live_masters("the replacements to register once salt-master serves")
         detect = time.monotonic() - begun
@@ -493,6 +502,10 @@ class Demo:
         self.impaired.pop(instance.instance_id, None)
         if daemon is not None:
             daemon.stop()
+        # A master's instance takes its own minion with it.
+        own = self.own_minions.pop(instance.instance_id, None)
+        if own is not None:
+            own.stop()
 
     # ----- what the steps look at --------------------------------------------------------------
 
@@ -526,9 +539,9 @@ class Demo:
         return through
 
     def every_minion_answers(self) -> bool:
-        """Minions on every master: every live master reaches every minion. Failover: every
-        minion answers through some live master."""
-        everyone = {*self.minions, *self.natives}
+        """Minions on every master: every live master reaches every minion, the masters'
+        own minions included. Failover: every minion answers through some live master."""
+        everyone = {*self.minions, *self.natives, *self.own_minions}
         reached = self.reached()
         if self.hot:
             return bool(reached) and all(everyone <= got for got in reached.values())
@@ -571,7 +584,8 @@ class Demo:
         done = sum(
             1 for row in minions if (row.get("first_highstate") or {}).get("status") == "succeeded"
         )
-        restarts = tuple(sorted((i, len(m.restarts())) for i, m in self.minions.items()))
+        followers = {**self.minions, **self.own_minions}
+        restarts = tuple(sorted((i, len(m.restarts())) for i, m in followers.items()))
         return Census(frozenset(accepted), done, restarts)
 
     def wait(self, condition: Callable[[], object], timeout: float, what: str) -> object:
