@@ -379,13 +379,15 @@ class Demo:
     # ----- masters break and are replaced ------------------------------------------------------
 
     def kill_master(self) -> Report:
-        """The busiest master dies hard (SIGKILL): no hook, no notification; its heartbeat
-        goes stale and its minions' beacons move them."""
+        """The busiest master dies hard (SIGKILL): no hook, no notification; the other
+        masters serve every minion as they are (failover: its minions' beacons move them once
+        its heartbeat is stale)."""
         return self._break_master(signal.SIGKILL, "killed (SIGKILL)")
 
     def hang_master(self) -> Report:
         """The busiest live master hangs (SIGSTOP): its sockets stay open, so Salt's own
-        failover sees nothing; its heartbeat goes stale and the beacons move its minions."""
+        failover sees nothing; the other masters serve every minion as they are (failover:
+        the beacons move its minions once its heartbeat is stale)."""
         return self._break_master(signal.SIGSTOP, "hung (SIGSTOP)")
 
     def _break_master(self, signum: int, how: str) -> Report:
