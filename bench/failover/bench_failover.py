@@ -1,5 +1,6 @@
 """Benchmark: how long until every minion of a broken master answers through a live master,
-with Phoenix's beacon against Salt's own failover alone, on one cluster, in one run.
+with Phoenix (failover minions moved by the beacon, and minions on every master) against
+Salt's own failover alone, on one cluster, in one run.
 
 Setup: the demo's cluster (``phoenix_salt.lab.demo``: the AWS emulator with the data stack,
 the fleet simulator's groups, 3 salt-masters booted through ``phoenix master-bootstrap``
@@ -7,6 +8,9 @@ with the engine and reactor) with two kinds of minions side by side, launched al
 
 - Phoenix: ``--minions`` minions with the ``master_list`` beacon, their master list written
   by Phoenix (heartbeats stale after 10 s, registry read every 2 s, restart jitter 1 s).
+- Phoenix on every master: ``--hot`` minions with the beacon and ``master_type: str``
+  (Phoenix's default): connected to every master, so every one of them was on the broken
+  master.
 - Reference: ``--natives`` minions with Salt's own failover alone: a static list of the
   three masters and exactly the failover settings of Phoenix's drop-in (the same
   ``master_alive_interval``, keepalives, ``master_tries``), taken from a Phoenix minion's
@@ -27,7 +31,8 @@ The master then comes back (the hung one is killed first) and the next trial wai
 every minion answers again. Printed: every trial, the medians, and the ratio reference /
 Phoenix. Each time is known to within one probe round. Numbers only: no timing assertion anywhere.
 
-    .venv/bin/python bench/failover/bench_failover.py [--repeats 3] [--minions 6] [--natives 3]
+    .venv/bin/python bench/failover/bench_failover.py [--repeats 3] [--minions 6] [--hot 3]
+        [--natives 3]
 """
 
 from __future__ import annotations
@@ -48,7 +53,8 @@ from phoenix_salt.lab.demo import Demo
 from phoenix_salt.lab.processes import interrupt_on_sigterm, stop_all
 from phoenix_salt.lab.salt import SaltMaster, SaltMinion
 
-KINDS = ("phoenix", "reference")
+KINDS = ("phoenix", "hot", "reference")
+LABELS = {"phoenix": "Phoenix failover", "hot": "Phoenix every master", "reference": "reference"}
 BREAKS = {"SIGKILL": signal.SIGKILL, "SIGSTOP": signal.SIGSTOP}
 
 
@@ -101,12 +107,14 @@ def trial(demo: Demo, how: str, cap: float) -> dict[str, float | None]:
     through = demo.answering()
     affected = {
         "phoenix": {i for i in demo.minions if through.get(i) is target},
+        "hot": set(demo.hot_minions),
         "reference": set(demo.natives),
     }
     others = [m for m in live if m is not target]
     say(
-        f"  {how} {target.name}: {len(affected['phoenix'])} Phoenix and "
-        f"{len(affected['reference'])} reference minion(s) on it"
+        f"  {how} {target.name}: "
+        + ", ".join(f"{len(affected[kind])} {LABELS[kind]}" for kind in KINDS)
+        + " minion(s) on it"
     )
     answered: dict[str, float] = {}
     broken_at = time.monotonic()
@@ -143,6 +151,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="trials of each break")
     parser.add_argument("--minions", type=int, default=6, help="Phoenix minions")
+    parser.add_argument("--hot", type=int, default=3, help="Phoenix minions on every master")
     parser.add_argument("--natives", type=int, default=3, help="reference minions")
     parser.add_argument("--cap", type=float, default=120.0, help="seconds a trial waits")
     args = parser.parse_args()
@@ -162,6 +171,7 @@ def main() -> int:
         demo.start_minions()
         settings = failover_settings(next(iter(demo.minions.values())))
         demo.join_natives(args.natives, **settings)
+        demo.join_hot(args.hot)
         say(f"reference minions' failover settings (Phoenix's drop-in): {settings}")
         for repeat in range(args.repeats):
             for how in BREAKS:
@@ -170,8 +180,8 @@ def main() -> int:
                 for kind in KINDS:
                     results[how][kind].append(outcome[kind])
                 say(
-                    f"    Phoenix {describe(outcome['phoenix'], args.cap)}, "
-                    f"reference {describe(outcome['reference'], args.cap)}"
+                    "    "
+                    + ", ".join(f"{LABELS[k]} {describe(outcome[k], args.cap)}" for k in KINDS)
                 )
         report(results, args.cap)
         return 0
@@ -195,27 +205,24 @@ def median(values: list[float | None], cap: float) -> tuple[float, bool]:
 def report(results: dict[str, dict[str, list[float | None]]], cap: float) -> None:
     say("")
     say("until every minion of the broken master answers through a live master (medians):")
-    say(f"{'break':<8}  {'Phoenix':>12}  {'reference':>16}  ratio reference / Phoenix")
+    say(f"{'break':<8}  {'kind':<21}  {'median':>8}  ratio reference / kind")
     for how, kinds in results.items():
-        phoenix, phoenix_censored = median(kinds["phoenix"], cap)
         native, native_censored = median(kinds["reference"], cap)
-        if phoenix_censored:
-            ratio = "- (Phoenix did not answer within the cap)"
-        elif native_censored:
-            ratio = (
-                f">= {native / phoenix:.1f}x (the reference did not fail over within {cap:.0f} s)"
-            )
-        else:
-            ratio = f"{native / phoenix:.2f}x"
-        shown = [
-            f"> {value:.0f} s" if censored else f"{value:.1f} s"
-            for value, censored in ((phoenix, phoenix_censored), (native, native_censored))
-        ]
-        say(f"{how:<8}  {shown[0]:>12}  {shown[1]:>16}  {ratio}")
-        say(
-            f"          trials: Phoenix {[describe(v, cap) for v in kinds['phoenix']]}, "
-            f"reference {[describe(v, cap) for v in kinds['reference']]}"
-        )
+        for kind in KINDS:
+            value, censored = median(kinds[kind], cap)
+            if kind == "reference":
+                ratio = "-"
+            elif censored:
+                ratio = f"- ({LABELS[kind]} did not answer within the cap)"
+            elif native_censored:
+                ratio = (
+                    f">= {native / value:.1f}x (the reference did not fail over within {cap:.0f} s)"
+                )
+            else:
+                ratio = f"{native / value:.2f}x"
+            shown = f"> {value:.0f} s" if censored else f"{value:.1f} s"
+            trials = [describe(v, cap) for v in kinds[kind]]
+            say(f"{how:<8}  {LABELS[kind]:<21}  {shown:>8}  {ratio}   trials {trials}")
 
 
 if __name__ == "__main__":

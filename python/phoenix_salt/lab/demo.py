@@ -182,6 +182,8 @@ class Demo:
         self.own_minions: dict[str, SaltMinion] = {}
         # Minions with Salt's own failover alone (bench/failover's reference), by id.
         self.natives: dict[str, SaltMinion] = {}
+        # Minions on every master in a failover demo (bench/failover's third kind), by id.
+        self.hot_minions: dict[str, SaltMinion] = {}
         # Masters the demo broke (killed or hung), until AutoScaling replaces them.
         self.impaired: dict[str, SaltMaster] = {}
         self.timeline = Timeline(self.census)
@@ -304,21 +306,38 @@ class Demo:
         settings), launched like the others: bench/failover's reference."""
         return self._join(count, follow=False, **opts)
 
-    def _join(self, count: int, follow: bool = True, **opts: Any) -> Report:
+    def join_hot(self, count: int) -> Report:
+        """``count`` Phoenix minions on every master (``master_type: str``) beside a
+        failover demo's: bench/failover's third kind."""
+        assert self.cluster is not None
+        drop_in = {**self.cluster.minion_phoenix["drop_in"], "master_type": "str"}
+        phoenix = {**self.cluster.minion_phoenix, "drop_in": drop_in}
+        return self._join(count, into=self.hot_minions, phoenix=phoenix)
+
+    def _join(
+        self,
+        count: int,
+        follow: bool = True,
+        into: dict[str, SaltMinion] | None = None,
+        **opts: Any,
+    ) -> Report:
         """The minions' group grows by ``count``: each new instance waits in its launch
         hook while its user data runs ``phoenix minion-config`` and starts salt-minion;
         Phoenix registers it, accepts its key, runs its first highstate and lets the
         launch go on."""
         assert self.cluster is not None and self.fleet is not None
         fleet, begun = self.fleet, time.monotonic()
-        launched = fleet.scale("minion", len(self.minions) + len(self.natives) + count)
+        size = len(self.minions) + len(self.natives) + len(self.hot_minions)
+        launched = fleet.scale("minion", size + count)
         for instance in launched:
             minion = self.cluster.add_minion(instance.instance_id, follow, **opts)
             if follow:
                 minion.first_boot()
             else:
                 minion.start()
-            (self.minions if follow else self.natives)[instance.instance_id] = minion
+            if into is None:
+                into = self.minions if follow else self.natives
+            into[instance.instance_id] = minion
         session = self._session()
         ids = [i.instance_id for i in launched]
         self.wait(
@@ -499,6 +518,7 @@ class Demo:
         daemon = (
             self.minions.pop(instance.instance_id, None)
             or self.natives.pop(instance.instance_id, None)
+            or self.hot_minions.pop(instance.instance_id, None)
             or self.masters.pop(instance.instance_id, None)
         )
         self.impaired.pop(instance.instance_id, None)
@@ -543,7 +563,7 @@ class Demo:
     def every_minion_answers(self) -> bool:
         """Minions on every master: every live master reaches every minion, the masters'
         own minions included. Failover: every minion answers through some live master."""
-        everyone = {*self.minions, *self.natives, *self.own_minions}
+        everyone = {*self.minions, *self.natives, *self.hot_minions, *self.own_minions}
         reached = self.reached()
         if self.hot:
             return bool(reached) and all(everyone <= got for got in reached.values())
