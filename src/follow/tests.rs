@@ -21,6 +21,26 @@ fn master(n: u32) -> LiveMaster {
     }
 }
 
+/// The addresses of the masters `live` in `minion_id`'s order.
+fn order_of(minion_id: &str, live: &[u32]) -> Vec<String> {
+    ordered_addresses(
+        minion_id,
+        &live.iter().map(|n| master(*n)).collect::<Vec<_>>(),
+        None,
+    )
+}
+
+/// The number of the master at `address` (its last octet).
+fn number_of(address: &str) -> u32 {
+    address.rsplit('.').next().unwrap().parse().unwrap()
+}
+
+/// The masters of `live` but the one at `address`.
+fn all_but(live: &[u32], address: &str) -> Vec<u32> {
+    let gone = number_of(address);
+    live.iter().copied().filter(|n| *n != gone).collect()
+}
+
 fn snapshot(seq: u64, masters: &[u32]) -> Snapshot {
     Snapshot {
         seq,
@@ -82,11 +102,7 @@ impl Minion {
     }
 
     fn running(id: &str, masters: &[u32], master_type: MasterType) -> Self {
-        let list = ordered_addresses(
-            id,
-            &masters.iter().map(|n| master(*n)).collect::<Vec<_>>(),
-            None,
-        );
+        let list = order_of(id, masters);
         Minion {
             follower: Follower::new(id.to_owned(), None, master_type, TIMING),
             disk: Disk::with(list.clone()),
@@ -169,11 +185,7 @@ fn current_master_leaving_rewrites_and_restarts_within_the_jitter() {
     let mut minion = Minion::settled("i-0aaa", &[1, 2, 3]);
     minion.check(Some(&snapshot(1, &[1, 2, 3])), 0);
     let current = minion.connected.clone().unwrap();
-    let remaining: Vec<u32> = [1, 2, 3]
-        .into_iter()
-        .filter(|n| master(*n).address != current)
-        .collect();
-    let after = snapshot(2, &remaining);
+    let after = snapshot(2, &all_but(&[1, 2, 3], &current));
 
     let outcome = minion.check(Some(&after), 1_000);
     match &outcome.events[0] {
@@ -448,32 +460,19 @@ fn the_real_drop_in_is_written_and_read_back() {
 
 /// One step of a random history: the live masters change, Salt moves the minion, the
 /// minion restarts, or the restart command fails.
-/// The masters of `live` in `minion`'s order, and the one that is first there.
-fn order_of(minion_id: &str, live: &[u32]) -> Vec<String> {
-    ordered_addresses(
-        minion_id,
-        &live.iter().map(|n| master(*n)).collect::<Vec<_>>(),
-        None,
-    )
-}
-
-fn number_of(address: &str) -> u32 {
-    address.rsplit('.').next().unwrap().parse().unwrap()
-}
-
 #[test]
 fn a_str_minion_stays_up_when_a_master_behind_its_first_leaves() {
     let mut minion = Minion::hot("i-0aaa", &[1, 2, 3]);
     minion.check(Some(&snapshot(1, &[1, 2, 3])), 0);
-    let behind = number_of(&minion.running_list[1]);
-    let live: Vec<u32> = [1, 2, 3].into_iter().filter(|n| *n != behind).collect();
+    let behind = minion.running_list[1].clone();
+    let live = all_but(&[1, 2, 3], &behind);
     let after = snapshot(2, &live);
     let outcome = minion.check(Some(&after), 1_000);
     match &outcome.events[..] {
         [FollowEvent::Changed {
             removed, restart, ..
         }] => {
-            assert_eq!(removed, &vec![master(behind).address]);
+            assert_eq!(removed, &vec![behind.clone()]);
             assert_eq!(*restart, None);
         }
         other => panic!("expected one change event, got {other:?}"),
@@ -525,8 +524,7 @@ fn a_str_minion_restarts_within_the_splay_to_connect_to_a_master_that_joined() {
 fn a_str_minion_whose_first_master_left_restarts_within_the_splay() {
     let mut minion = Minion::hot("i-0aaa", &[1, 2, 3]);
     minion.check(Some(&snapshot(1, &[1, 2, 3])), 0);
-    let first = number_of(&minion.running_list[0]);
-    let live: Vec<u32> = [1, 2, 3].into_iter().filter(|n| *n != first).collect();
+    let live = all_but(&[1, 2, 3], &minion.running_list[0]);
     let after = snapshot(2, &live);
     let (at, order) = run_until_restart(&mut minion, &after, 1_000, 400_000).unwrap();
     assert_eq!(order.reason, RestartReason::BetterMaster);

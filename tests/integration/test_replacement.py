@@ -15,7 +15,7 @@ from phoenix_salt.lab.cluster import Cluster, master_instance_id
 from phoenix_salt.lab.demo import KEY_CHANGED
 from phoenix_salt.lab.emulator import Emulator
 from phoenix_salt.lab.processes import wait_for
-from phoenix_salt.lab.salt import BusListener, SaltMaster
+from phoenix_salt.lab.salt import BusListener, SaltMaster, SaltMinion
 from phoenix_salt.lab.stack import Stack, provision
 
 from . import fleet
@@ -136,6 +136,22 @@ def _reach(master: SaltMaster, ids: list[str]) -> bool:
     return all(answers.get(minion_id) for minion_id in ids)
 
 
+def _every_master_reaches_every_minion(
+    cluster: Cluster, timeout: float, when: str
+) -> tuple[list[SaltMinion], list[str]]:
+    """Waits until salt '*' on each master reaches every minion of the cluster, the
+    masters' own included; returns those minions and their ids."""
+    every = [*cluster.minions, *cluster.own_minions]
+    ids = sorted(minion.minion_id for minion in every)
+    for master in cluster.masters:
+        wait_for(
+            lambda master=master: _reach(master, ids),
+            timeout,
+            f"salt '*' on {master.name} to reach {ids}{when}",
+        )
+    return every, ids
+
+
 def test_from_any_master_salt_star_reaches_every_minion_and_every_masters_own_minion(
     aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
 ) -> None:
@@ -144,30 +160,16 @@ def test_from_any_master_salt_star_reaches_every_minion_and_every_masters_own_mi
     fleet.start_minions(aws, stack, cluster)
     for master in cluster.masters:
         cluster.start_own_minion(master)
-    every = [*cluster.minions, *cluster.own_minions]
-    ids = sorted(minion.minion_id for minion in every)
+    every, ids = _every_master_reaches_every_minion(cluster, 120, "")
     for minion in every:
         assert "master_type: str" in minion.drop_in_path.read_text()
-    for master in cluster.masters:
-        wait_for(
-            lambda master=master: _reach(master, ids),
-            120,
-            f"salt '*' on {master.name} to reach {ids}",
-        )
 
     # A master joins, with its own minion: every minion connects to it within the beacon's
     # splay, so salt '*' there reaches the whole fleet too, and the new own minion is
     # reached from the old masters.
     joined, _ = cluster.add_master()
     cluster.start_own_minion(joined)
-    every = [*cluster.minions, *cluster.own_minions]
-    ids = sorted(minion.minion_id for minion in every)
-    for master in cluster.masters:
-        wait_for(
-            lambda master=master: _reach(master, ids),
-            180,
-            f"salt '*' on {master.name} to reach {ids} after {joined.name} joined",
-        )
+    every, ids = _every_master_reaches_every_minion(cluster, 180, f" after {joined.name} joined")
     for minion in every:
         assert sorted(minion.drop_in_masters() or []) == sorted(
             m.interface for m in cluster.masters

@@ -410,16 +410,18 @@ class Demo:
         return self._break_master(signal.SIGSTOP, "hung (SIGSTOP)")
 
     def _break_master(self, signum: int, how: str) -> Report:
-        # The busiest: first in the most minions' order (a failover minion is on that one).
-        firsts = {i: (m.drop_in_masters() or [""])[0] for i, m in self.minions.items()}
-        load = {m: list(firsts.values()).count(m.interface) for m in self.live_masters()}
+        followers = self.followers()
+        firsts = {i: (m.drop_in_masters() or [""])[0] for i, m in followers.items()}
+        # The busiest: first in the most group minions' order (a failover minion is on it).
+        load = {
+            m: sum(1 for i in self.minions if firsts[i] == m.interface) for m in self.live_masters()
+        }
         master = max(load, key=lambda m: load[m])
         # Every minion whose first master it is (its own minion too), with its restarts so far.
-        followers = {**self.minions, **self.own_minions}
         first_of = {
-            i: len(m.restarts())
-            for i, m in followers.items()
-            if (m.drop_in_masters() or [""])[0] == master.interface
+            i: len(followers[i].restarts())
+            for i, first in firsts.items()
+            if first == master.interface
         }
         instance_id = self._master_id(master)
         begun = time.monotonic()
@@ -536,6 +538,10 @@ class Demo:
         live = {m["instance_id"] for m in self._session().live_masters()}
         return [m for i, m in self.masters.items() if i in live and i not in self.impaired]
 
+    def followers(self) -> dict[str, SaltMinion]:
+        """The minions the beacon moves, by id: the group's and the masters' own."""
+        return {**self.minions, **self.own_minions}
+
     @property
     def hot(self) -> bool:
         """The minions are connected to every master (``master_type: str``)."""
@@ -606,8 +612,7 @@ class Demo:
         done = sum(
             1 for row in minions if (row.get("first_highstate") or {}).get("status") == "succeeded"
         )
-        followers = {**self.minions, **self.own_minions}
-        restarts = tuple(sorted((i, len(m.restarts())) for i, m in followers.items()))
+        restarts = tuple(sorted((i, len(m.restarts())) for i, m in self.followers().items()))
         return Census(frozenset(accepted), done, restarts)
 
     def wait(self, condition: Callable[[], object], timeout: float, what: str) -> object:
