@@ -6,6 +6,7 @@ the test failed; every temp dir is removed.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -28,13 +29,48 @@ def _short_tempdir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
 
 
+# Where a failed test's work dir (daemon logs, configs) is copied before it is removed, when
+# set: how an intermittent failure's logs outlive the run that showed it.
+KEEP_FAILED = "PHOENIX_KEEP_FAILED"
+
+
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    if outcome.get_result().failed:  # type: ignore[attr-defined]
+        item.stash[FAILED] = True
+
+
+def _not_files(folder: str, names: list[str]) -> set[str]:
+    """Sockets and pipes (Salt's IPC), which cannot be copied."""
+    return {
+        name
+        for name in names
+        if not (os.path.isdir(p := os.path.join(folder, name)) or os.path.isfile(p))
+    }
+
+
+def remove_workdir(path: Path, request: pytest.FixtureRequest) -> None:
+    """Removes a test's work dir; first copies it under ``$PHOENIX_KEEP_FAILED`` when the
+    test failed and that is set."""
+    keep = os.environ.get(KEEP_FAILED)
+    if keep and request.node.stash.get(FAILED, False):
+        target = Path(keep) / f"{request.node.name}-{path.name}"
+        shutil.copytree(path, target, symlinks=True, ignore=_not_files)
+        print(f"\n{request.node.nodeid} failed: its work dir is kept in {target}")
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture
-def workdir() -> Iterator[Path]:
+def workdir(request: pytest.FixtureRequest) -> Iterator[Path]:
     path = _short_tempdir("phx-")
     try:
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        remove_workdir(path, request)
 
 
 @pytest.fixture(scope="session")

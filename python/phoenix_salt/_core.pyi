@@ -27,6 +27,7 @@ __all__ = [
     "plan_key_actions",
     "read_drop_in",
     "register_booting_master",
+    "salt_write_in_flight",
     "write_minion_config",
 ]
 
@@ -141,6 +142,7 @@ def pem_fingerprint(pem: str) -> str: ...
 def plan_key_actions(
     registry: list[dict[str, object]], local: list[dict[str, object]], unmanaged: list[str]
 ) -> list[dict[str, str]]: ...
+def salt_write_in_flight(path: str | os.PathLike[str]) -> bool: ...
 def write_minion_config(
     config: Config,
     minion_id: str,

@@ -109,6 +109,15 @@ pub fn pem_fingerprint(pem: &str) -> PyResult<String> {
     keys::pem_fingerprint(pem).map_err(|err| PyValueError::new_err(err.to_string()))
 }
 
+/// Whether `path` is a key file Salt 3008's key store is still writing: named like Python's
+/// temporary files and renamed away already or written less than ten seconds ago. Such a
+/// name in a key folder is no minion id; Phoenix's key listing leaves it out, and so should
+/// anything else that reads the key folders or `salt-key -L`.
+#[pyfunction]
+pub fn salt_write_in_flight(path: PathBuf) -> bool {
+    keys::salt_write_in_flight(&path)
+}
+
 /// A state from its serialized name, through the same serde names the plan's output uses.
 fn state_named<'de, T: Deserialize<'de>>(name: &'de str, what: &str) -> PyResult<T> {
     let deserializer: StrDeserializer<'de, ValueError> = name.into_deserializer();

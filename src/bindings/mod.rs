@@ -35,6 +35,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(messages::parse_message, m)?)?;
     m.add_function(wrap_pyfunction!(keys::plan_key_actions, m)?)?;
     m.add_function(wrap_pyfunction!(keys::pem_fingerprint, m)?)?;
+    m.add_function(wrap_pyfunction!(keys::salt_write_in_flight, m)?)?;
     m.add_function(wrap_pyfunction!(follow::write_minion_config, m)?)?;
     m.add_function(wrap_pyfunction!(follow::order_masters, m)?)?;
     m.add_function(wrap_pyfunction!(follow::read_drop_in, m)?)?;

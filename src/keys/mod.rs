@@ -43,4 +43,4 @@ pub use plan::{
     RegistryMinion, RegistryState,
 };
 pub use report::{denied_mismatches, key_report, KeyReportRow, KeyStanding};
-pub use store::{KeyStore, StoredKey, KEY_STATES};
+pub use store::{salt_write_in_flight, KeyStore, StoredKey, KEY_STATES, SALT_WRITE_IN_FLIGHT};

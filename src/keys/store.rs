@@ -11,6 +11,7 @@ use std::fs;
 use std::io::{ErrorKind, Read, Write as _};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use super::fingerprint::{pem_fingerprint, MAX_PEM_BYTES};
 use super::plan::{LocalKey, LocalKeyState};
@@ -29,6 +30,16 @@ pub const KEY_STATES: [LocalKeyState; 4] = [
 /// own, because Salt lists every plain file in `minions/` as a key and every plain file at the
 /// top of `pki_dir` as a master key, but does not look into sub-folders.
 const STAGING_DIR: &str = ".phoenix-staging";
+
+/// How long a file named like one of Salt's temporary key files is taken for a write in
+/// flight. Salt 3008's key store (`localfs_key`, salt/cache/localfs_key.py `store`) writes each
+/// key to `tempfile.mkstemp(dir=<the key's folder>)` and renames it into place a moment later,
+/// so for that moment a file named `tmp` and eight of `[a-z0-9_]` sits among the keys. The
+/// write and the rename are one function call, done within milliseconds even on a loaded
+/// machine; ten seconds leaves a wide margin. A file of that name that is older is listed like
+/// any key (a key Salt really holds under such an id, or the leftover of a write that failed),
+/// so nothing a master holds for long is hidden.
+pub const SALT_WRITE_IN_FLIGHT: Duration = Duration::from_secs(10);
 
 /// One key file, read and fingerprinted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +103,10 @@ impl KeyStore {
                 let Some(id) = key_file_id(&name) else {
                     continue;
                 };
+                if salt_write_in_flight(&entry.path()) {
+                    log::debug!("skipping {:?}: Salt is still writing it", entry.path());
+                    continue;
+                }
                 keys.extend(load(&entry.path(), id, state));
             }
         }
@@ -204,6 +219,36 @@ fn io_error(path: &Path, source: std::io::Error) -> Error {
     }
 }
 
+/// Whether `path` is one of Salt's temporary key files, still being written (see
+/// [`SALT_WRITE_IN_FLIGHT`]): named `tmp` and eight of `[a-z0-9_]`, and either gone already
+/// (renamed into place) or modified less than [`SALT_WRITE_IN_FLIGHT`] ago. A modification
+/// time in the future counts as recent. Any other file, of any age, is not in flight.
+pub fn salt_write_in_flight(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(OsStr::to_str) else {
+        return false;
+    };
+    if !is_salt_temp_name(name) {
+        return false;
+    }
+    match fs::symlink_metadata(path).and_then(|meta| meta.modified()) {
+        Ok(modified) => SystemTime::now()
+            .duration_since(modified)
+            .map_or(true, |age| age < SALT_WRITE_IN_FLIGHT),
+        Err(err) => err.kind() == ErrorKind::NotFound,
+    }
+}
+
+/// Python's `tempfile` names: the prefix `tmp` and eight characters of its random-name
+/// alphabet (`tempfile._RandomNameSequence.characters`).
+fn is_salt_temp_name(name: &str) -> bool {
+    name.strip_prefix("tmp").is_some_and(|rest| {
+        rest.len() == 8
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    })
+}
+
 /// The minion id a key file stands for, or None for files Salt itself skips (dot files such
 /// as its `.key_cache`) and names that are not valid UTF-8.
 fn key_file_id(name: &OsStr) -> Option<&str> {
@@ -281,6 +326,65 @@ mod tests {
         );
         assert_eq!(keys[0].key.fingerprint, pem_fingerprint(KEY).unwrap());
         assert_eq!(keys[0].public_key, KEY);
+    }
+
+    fn age(path: &Path, seconds: u64) {
+        let file = fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(SystemTime::now() - Duration::from_secs(seconds))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_key_salt_is_still_writing_is_not_listed_until_it_has_aged() {
+        let (_dir, store) = store();
+        put(&store, LocalKeyState::Accepted, ID, KEY);
+        // What Salt 3008's key store leaves for a moment: the key, under mkstemp's name.
+        put(&store, LocalKeyState::Accepted, "tmpf8wdsmi0", KEY);
+        put(&store, LocalKeyState::Pending, "tmp_0a9zq1x", "");
+        let ids = |store: &KeyStore| {
+            let mut ids: Vec<String> = store
+                .list()
+                .unwrap()
+                .into_iter()
+                .map(|k| k.key.id)
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(&store), vec![ID.to_owned()]);
+        // A file of that name that stays is no write in flight: it is listed like any key
+        // (the empty one is still no key).
+        let accepted = store.pki_dir().join("minions");
+        age(&accepted.join("tmpf8wdsmi0"), 11);
+        age(&store.pki_dir().join("minions_pre").join("tmp_0a9zq1x"), 11);
+        assert_eq!(ids(&store), vec![ID.to_owned(), "tmpf8wdsmi0".to_owned()]);
+    }
+
+    #[test]
+    fn only_mkstemp_names_can_be_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["tmpf8wdsmi0", "tmp_0a9zq1x", "tmp12345678"] {
+            // Gone: renamed into place since it was listed.
+            assert!(salt_write_in_flight(&dir.path().join(name)), "{name}");
+            fs::write(dir.path().join(name), KEY).unwrap();
+            assert!(salt_write_in_flight(&dir.path().join(name)), "{name}");
+        }
+        for name in [
+            ID,
+            "tmp1234567",
+            "tmp123456789",
+            "tmpABCDEFGH",
+            "xtmp1234567",
+            "tmp1234-678",
+        ] {
+            fs::write(dir.path().join(name), KEY).unwrap();
+            assert!(!salt_write_in_flight(&dir.path().join(name)), "{name}");
+            assert!(!salt_write_in_flight(
+                &dir.path().join(format!("{name}.gone"))
+            ));
+        }
+        age(&dir.path().join("tmpf8wdsmi0"), 11);
+        assert!(!salt_write_in_flight(&dir.path().join("tmpf8wdsmi0")));
     }
 
     #[test]

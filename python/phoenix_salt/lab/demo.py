@@ -575,6 +575,28 @@ class Demo:
             return bool(reached) and all(everyone <= got for got in reached.values())
         return everyone <= set().union(*reached.values())
 
+    def unreached(self) -> str:
+        """What the last probe saw on each live master, for a failure message: the minions
+        it did not reach, and what ``salt`` printed when that was not all of them."""
+        everyone = {*self.minions, *self.natives, *self.hot_minions, *self.own_minions}
+        lines = []
+        for master in self.live_masters():
+            ping = master.last_ping
+            if ping is None:
+                continue
+            try:
+                answers = json.loads(ping.stdout) if ping.stdout.strip() else {}
+            except json.JSONDecodeError:
+                answers = {}
+            missing = sorted(i for i in everyone if answers.get(i) is not True)
+            if missing:
+                lines.append(
+                    f"{master.name} did not reach {', '.join(missing)} (salt exited "
+                    f"{ping.returncode}; stdout {ping.stdout[-600:]!r}; stderr "
+                    f"{ping.stderr[-600:]!r})"
+                )
+        return "; ".join(lines) or "every minion reached"
+
     def _answer_words(self) -> str:
         live = sorted(m.name for m in self.live_masters())
         names = ", ".join(live)

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from phoenix_salt import _core
 from phoenix_salt.lab.ports import is_listening
 from phoenix_salt.lab.processes import ManagedProcess, wait_for
 
@@ -114,6 +115,8 @@ class SaltMaster(_SaltDaemon):
         self.interface = interface
         self.publish_port = publish_port
         self.ret_port = ret_port
+        # What the last ``ping`` printed, to say why a minion was not reached.
+        self.last_ping: subprocess.CompletedProcess[str] | None = None
         base = {
             "interface": interface,
             "publish_port": publish_port,
@@ -184,6 +187,7 @@ class SaltMaster(_SaltDaemon):
             [*how, "test.ping", "--out=json", "--static", "-t", str(timeout)],
             timeout=timeout + GATHER_JOB_TIMEOUT + 30,
         )
+        self.last_ping = result
         try:
             answers = json.loads(result.stdout) if result.stdout.strip() else {}
         except json.JSONDecodeError:
@@ -197,8 +201,14 @@ class SaltMaster(_SaltDaemon):
         """Every key list of ``salt-key -L``: minions, minions_pre, minions_rejected,
         minions_denied (each sorted; a list Salt leaves out is empty)."""
         keys = self.run_json("salt-key", ["-L"])
+        # Salt 3008 lists the temporary file of a key it is writing as one more key: leave
+        # it out, as Phoenix's own key listing does.
         return {
-            name: sorted(keys.get(name) or [])
+            name: sorted(
+                i
+                for i in keys.get(name) or []
+                if not _core.salt_write_in_flight(self.pki_dir / name / i)
+            )
             for name in ("minions", "minions_pre", "minions_rejected", "minions_denied")
         }
 
