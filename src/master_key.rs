@@ -1,4 +1,5 @@
-//! The one Salt master key pair that every master of a cluster shares (DESIGN §3 invariant 5).
+//! The one Salt master key pair that every master of a cluster shares (docs/architecture.md,
+//! invariant 5: one master key pair).
 //!
 //! Minions cache their master's public key and refuse a master whose key changed, so a
 //! replacement master must hold the very key pair of the one it replaces. The pair lives in

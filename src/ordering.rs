@@ -1,4 +1,5 @@
-//! The order in which a minion tries the live masters (DESIGN §4).
+//! The order in which a minion tries the live masters (docs/architecture.md, invariant 8:
+//! the master order is frozen).
 //!
 //! Every minion ranks the masters by rendezvous (highest-random-weight) hashing: each
 //! (minion, master) pair gets a weight from a stable hash, and the minion lists the masters

@@ -221,8 +221,8 @@ pub fn read_drop_in(drop_in_path: PathBuf) -> PyResult<Option<Vec<String>>> {
     Ok(dropin::read_masters(&drop_in_path)?)
 }
 
-/// The master ids in the order `minion_id` tries them (rendezvous hashing, DESIGN §4), with
-/// `own_master` first when listed.
+/// The master ids in the order `minion_id` tries them (rendezvous hashing,
+/// docs/architecture.md invariant 8), with `own_master` first when listed.
 #[pyfunction]
 #[pyo3(signature = (minion_id, master_ids, own_master=None))]
 pub fn order_masters(

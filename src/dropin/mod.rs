@@ -7,7 +7,8 @@
 //! through [`update`] when the live masters change; Salt reads it as YAML when the minion
 //! starts (a changed list needs a minion restart).
 //!
-//! The guards of DESIGN §3 invariant 4 live here, so that every writer gets them:
+//! The guards of docs/architecture.md, invariant 4 (the drop-in is never written empty) live
+//! here, so that every writer gets them:
 //! - an empty master list is never written ([`render`] refuses it);
 //! - a file that Phoenix does not own is never touched: ownership is the first line, which
 //!   starts with [`OWNERSHIP_MARKER`];

@@ -22,9 +22,9 @@ pub(crate) const MASTERS_LINE_PREFIX: &str = "# phoenix-masters: ";
 /// address for a while when a replacement master reuses a private IP).
 ///
 /// Errors: [`Error::Conflict`] for an empty list (a minion with no master cannot be
-/// managed; never written, DESIGN §3 invariant 4) or an entry that cannot be a master address
-/// (empty, blank, surrounded by whitespace, or holding control characters: a registry row
-/// Phoenix refuses to act on); [`Error::Config`] for invalid settings.
+/// managed; never written, docs/architecture.md invariant 4) or an entry that cannot be a
+/// master address (empty, blank, surrounded by whitespace, or holding control characters: a
+/// registry row Phoenix refuses to act on); [`Error::Config`] for invalid settings.
 pub fn render(masters: &[String], settings: &DropInSettings) -> Result<String> {
     settings.validate()?;
     let masters = unique_in_order(masters);

@@ -1,10 +1,10 @@
 //! The `instance_manager` engine's core: turn queue messages into registry rows, complete
 //! lifecycle actions, heartbeat this master, and say what happened as Salt bus events.
 //!
-//! Invariant 2 shapes [`poll_once`]: a message is deleted only once its effect is durable;
-//! a failure leaves it in the queue for redelivery; a message that can never apply is left
-//! for the dead-letter queue (the queue's redrive policy), never deleting it and never
-//! stopping the engine.
+//! Invariant 2 of docs/architecture.md (durable before deleted) shapes [`poll_once`]: a
+//! message is deleted only once its effect is durable; a failure leaves it in the queue for
+//! redelivery; a message that can never apply is left for the dead-letter queue (the queue's
+//! redrive policy), never deleting it and never stopping the engine.
 
 mod apply;
 mod events;

@@ -1,5 +1,6 @@
 //! A minion following the live masters: what the `master_list` beacon and
-//! `phoenix minion-config` do with the registry (DESIGN §2 "Minion follows the masters").
+//! `phoenix minion-config` do with the registry (docs/architecture.md, flow B, steps 2 to 5:
+//! minions follow the live masters).
 //!
 //! - [`refresher`] reads the live masters in the background, so the beacon, which runs in
 //!   the minion's main loop every second, never waits on AWS.
@@ -8,10 +9,11 @@
 //!   own: the drop-in write is passed in, the restart is handed back to the caller.
 //! - [`first_boot`] writes the drop-in once, before salt-minion first starts.
 //!
-//! The guards of DESIGN §3 invariant 4 hold by construction: only a complete, successful
-//! read makes a snapshot (a failed or partial read leaves the previous one in place and
-//! decides nothing), an empty live list is never written (the follower skips it and the
-//! drop-in refuses it), and every write goes through [`crate::dropin::update`].
+//! The guards of docs/architecture.md, invariant 4 (the drop-in is never written empty) hold
+//! by construction: only a complete, successful read makes a snapshot (a failed or partial
+//! read leaves the previous one in place and decides nothing), an empty live list is never
+//! written (the follower skips it and the drop-in refuses it), and every write goes through
+//! [`crate::dropin::update`].
 
 mod decide;
 pub mod first_boot;
@@ -30,7 +32,8 @@ use crate::ordering::order_masters_by;
 use crate::registry::LiveMaster;
 
 /// The master addresses in the order `minion_id` should try them: rendezvous order of the
-/// masters' instance ids (DESIGN §4), `own_master` first when it is live.
+/// masters' instance ids (docs/architecture.md, invariant 8), `own_master` first when it is
+/// live.
 pub fn ordered_addresses(
     minion_id: &str,
     masters: &[LiveMaster],

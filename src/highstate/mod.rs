@@ -1,6 +1,6 @@
 //! Every new minion's first highstate: run once across all masters, retried with backoff,
 //! recorded in the minion's registry row, and (with `highstate_gating`) what lets
-//! AutoScaling put the instance in service (DESIGN §2 "Minion launch").
+//! AutoScaling put the instance in service (docs/architecture.md, flow A: a minion launches).
 //!
 //! The record lives in the instance's row (attribute `first_highstate`) and moves through
 //! conditional writes only: an attempt starts with a write conditional on the record read

@@ -1,9 +1,10 @@
 //! Minion keys: Salt's key fingerprint and the registry-driven key-reconcile plan.
 //!
-//! The key policy (invariant 3 of the design): a minion key is accepted only for an exact id
-//! that the registry holds as a live instance, and only while its fingerprint matches the one
-//! pinned in the registry at first acceptance. Every master plans its own keys against the
-//! registry with [`plan_key_actions`] and carries the plan out; nothing here does I/O.
+//! The key policy (docs/architecture.md, invariant 3): a minion key is accepted only for an
+//! exact id that the registry holds as a live instance, and only while its fingerprint
+//! matches the one pinned in the registry at first acceptance. Every master plans its own
+//! keys against the registry with [`plan_key_actions`] and carries the plan out; nothing here
+//! does I/O.
 //!
 //! Fingerprints are Salt's own ([`pem_fingerprint`]), so what Phoenix logs and pins reads the
 //! same as what `salt-call key.finger` reports on the minion.

@@ -1,4 +1,5 @@
-//! Generated registries and key sets against the key policy (invariant 3).
+//! Generated registries and key sets against the key policy (docs/architecture.md,
+//! invariant 3).
 
 use std::collections::{BTreeMap, BTreeSet};
 

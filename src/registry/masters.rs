@@ -1,7 +1,8 @@
 //! The live master list: what minions follow and what `phoenix/masters/changed` carries.
 //!
-//! A master is live while it is `running` and its heartbeat is fresh (invariant 6). Reading
-//! the list is one Query of a few small attributes, so a fleet of minions can afford it.
+//! A master is live while it is `running` and its heartbeat is fresh (docs/architecture.md,
+//! invariant 6). Reading the list is one Query of a few small attributes, so a fleet of
+//! minions can afford it.
 
 use std::collections::HashMap;
 

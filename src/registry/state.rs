@@ -1,9 +1,9 @@
 //! The life of an instance in the registry and how each AutoScaling event moves it.
 //!
-//! States only move forward (invariant 1): launching -> running -> terminating -> terminated.
-//! Each event implies one state; the registry keeps the furthest state seen and, among the
-//! events that imply it, the newest time. Both are maxima, so any order of any set of
-//! events, with any duplicates, ends in the same row.
+//! States only move forward (docs/architecture.md, invariant 1): launching -> running ->
+//! terminating -> terminated. Each event implies one state; the registry keeps the furthest
+//! state seen and, among the events that imply it, the newest time. Both are maxima, so any
+//! order of any set of events, with any duplicates, ends in the same row.
 
 use std::fmt;
 

@@ -1,5 +1,6 @@
 """The registry under duplicates, reordering, racing engines and an emulator that goes
-away (invariants 1 and 2), through the engine's own apply path against the emulator."""
+away (docs/architecture.md, invariants 1 and 2), through the engine's own apply path against
+the emulator."""
 
 from __future__ import annotations
 
