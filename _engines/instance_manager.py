@@ -24,6 +24,8 @@ Every option lives in the ``phoenix:`` block (docs/configuration.md). Events fir
 
 - ``phoenix/instance/<id>/launched`` and ``phoenix/instance/<id>/terminated``
 - ``phoenix/masters/changed`` with the new live master list
+- ``phoenix/instance/<id>/unhealthy`` when this engine reported a silent master to
+  AutoScaling, which replaces it (docs/masters.md)
 - ``phoenix/message/rejected`` for a message that can never be applied
 - ``phoenix/key/reconciled`` with the key actions a reconcile carried out on this master
 - ``phoenix/key/mismatch`` when a key claims a pinned id with another key

@@ -61,6 +61,8 @@ pub struct PhoenixConfig {
     pub highstate: HighstateSettings,
     /// SNS push delivery through salt-api's webhook.
     pub sns: crate::sns::SnsSettings,
+    /// When the live masters report a silent peer to AutoScaling.
+    pub replacement: crate::replacement::ReplacementSettings,
 }
 
 /// The first highstate's knobs (`phoenix.highstate`).
@@ -203,6 +205,8 @@ struct RawConfig {
     highstate: RawHighstateSettings,
     #[serde(default)]
     sns: crate::sns::settings::RawSnsSettings,
+    #[serde(default)]
+    replacement: crate::replacement::settings::RawReplacementSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -464,6 +468,7 @@ impl RawConfig {
             beacon: self.beacon.validate()?,
             highstate: self.highstate.validate()?,
             sns: self.sns.validate()?,
+            replacement: self.replacement.validate(master_stale_after)?,
         })
     }
 }

@@ -18,6 +18,7 @@ pub mod master_key;
 pub mod ordering;
 pub mod process;
 pub mod registry;
+pub mod replacement;
 pub mod sns;
 
 #[cfg(feature = "python")]

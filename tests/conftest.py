@@ -6,6 +6,7 @@ the test failed; every temp dir is removed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from phoenix_salt.lab.cluster import Cluster
+from phoenix_salt.lab.demo import Demo
 from phoenix_salt.lab.emulator import Emulator
 from phoenix_salt.lab.lifecycle_actions import LifecycleActions
 from phoenix_salt.lab.processes import stop_all
@@ -62,6 +64,24 @@ def remove_workdir(path: Path, request: pytest.FixtureRequest) -> None:
         shutil.copytree(path, target, symlinks=True, ignore=_not_files)
         print(f"\n{request.node.nodeid} failed: its work dir is kept in {target}")
     shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_demo(request: pytest.FixtureRequest, **options: Any) -> Iterator[Demo]:
+    """The demo's cluster (``Demo(workdir, **options)``), whose steps the test plays;
+    everything it started is stopped after, and this process's environment, which the demo
+    points at its own emulator, put back."""
+    saved = dict(os.environ)
+    workdir = Path("/tmp") / f"phx-demo-{os.getpid()}"
+    workdir.mkdir()
+    demo = Demo(workdir, **options)
+    try:
+        yield demo
+    finally:
+        demo.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        remove_workdir(workdir, request)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 //! shim (which owns the loop and fires the returned events on Salt's bus).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 
@@ -12,6 +12,7 @@ use super::convert::to_python;
 use super::wait::wait;
 use crate::engine::{self, BusEvent, MasterIdentity, MessageOutcome, QueueMessage};
 use crate::registry::LiveMaster;
+use crate::replacement::Judge;
 
 /// The engine of one master. Creating it connects to nothing.
 #[pyclass(frozen, module = "phoenix_salt._core")]
@@ -21,6 +22,8 @@ pub struct Engine {
     live: Mutex<Option<Vec<LiveMaster>>>,
     /// Whether "heartbeat not recorded" was said since the last recorded one.
     unrecorded_reported: AtomicBool,
+    /// What this master watched of its peers' heartbeats, to judge which to replace.
+    judge: Arc<Judge>,
 }
 
 impl Engine {
@@ -46,6 +49,7 @@ impl Engine {
             identity: Mutex::new(None),
             live: Mutex::new(None),
             unrecorded_reported: AtomicBool::new(false),
+            judge: Arc::new(Judge::default()),
         })
     }
 
@@ -70,8 +74,9 @@ impl Engine {
         let identity = self.identity()?;
         let clients = self.access.clients(py)?;
         let config = self.access.config.clone();
+        let judge = Arc::clone(&self.judge);
         let beat = wait(py, async move {
-            engine::heartbeat(&clients, &config, &identity).await
+            engine::heartbeat(&clients, &config, &identity, &judge).await
         })?;
         // Said once, not every few seconds until the instance is gone.
         if beat.recorded {

@@ -29,6 +29,7 @@ use crate::config::PhoenixConfig;
 use crate::error::Result;
 use crate::lifecycle::{self, EventKind, InstanceEvent, InstanceId, LifecycleMessage, Role};
 use crate::registry::{self, LiveMaster};
+use crate::replacement::Judge;
 
 /// What one poll of the queue did.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -213,10 +214,15 @@ pub struct Heartbeat {
 /// One heartbeat of this master, then the live master list as it stands after it; and the
 /// termination of every master whose drain ended is let go on (CONTINUE). Every engine does
 /// this, so a drain ends even when the terminating master is already hung.
+///
+/// Once its own heartbeat is recorded, this master judges its peers (`judge`): a running
+/// master silent past `replacement.replace_after` is reported to AutoScaling, which
+/// replaces it.
 pub async fn heartbeat(
     clients: &AwsClients,
     config: &PhoenixConfig,
     identity: &MasterIdentity,
+    judge: &Judge,
 ) -> Result<Heartbeat> {
     let now = now_ms();
     let recorded = registry::record_heartbeat(
@@ -242,6 +248,13 @@ pub async fn heartbeat(
                 row.instance_id
             ),
         }
+    }
+    if recorded {
+        events.extend(
+            judge
+                .judge_peers(clients, config, &identity.instance_id, &rows, now)
+                .await,
+        );
     }
     Ok(Heartbeat {
         recorded,

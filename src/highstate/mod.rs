@@ -342,6 +342,8 @@ pub async fn sweep(
                 heartbeat_ms: row.heartbeat_ms,
                 expires_at: row.expires_at,
                 retiring: None,
+                launch_ms: None,
+                replacement: None,
             }
             .is_live(now_ms, config.master_stale_after_ms())
         })

@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 
 use super::instances::{RetireHook, RETIRE_HOOK};
+use super::replacement::{ReplacementClaim, REPLACEMENT};
 use super::state::InstanceState;
 use super::{CLUSTER_KEY, EXPIRES_AT, INSTANCE_KEY};
 use crate::aws::{AwsClients, AwsResultExt};
@@ -33,6 +34,10 @@ pub struct MasterHeartbeat {
     pub expires_at: Option<i64>,
     /// A terminating master's lifecycle action, waiting for the master to drain.
     pub retiring: Option<RetireHook>,
+    /// When it launched (its launch hook's time, else its registration as running).
+    pub launch_ms: Option<i64>,
+    /// A live master took on reporting it to AutoScaling as Unhealthy.
+    pub replacement: Option<ReplacementClaim>,
 }
 
 impl MasterHeartbeat {
@@ -94,8 +99,11 @@ pub async fn read_master_heartbeats(
             .query()
             .table_name(&config.masters_table)
             .key_condition_expression("#cluster = :cluster")
-            // The retire hook is there only while a master drains: minions read no more.
-            .projection_expression("#id, #address, #state, #beat, #expires, #retire")
+            // The retire hook and the replacement claim are there only while a master leaves:
+            // minions read no more.
+            .projection_expression(
+                "#id, #address, #state, #beat, #expires, #retire, #launching, #launched, #claim",
+            )
             .expression_attribute_names("#cluster", CLUSTER_KEY)
             .expression_attribute_names("#id", INSTANCE_KEY)
             .expression_attribute_names("#address", "address")
@@ -103,6 +111,9 @@ pub async fn read_master_heartbeats(
             .expression_attribute_names("#beat", "heartbeat_ms")
             .expression_attribute_names("#expires", EXPIRES_AT)
             .expression_attribute_names("#retire", RETIRE_HOOK)
+            .expression_attribute_names("#launching", "launching_ms")
+            .expression_attribute_names("#launched", "launched_ms")
+            .expression_attribute_names("#claim", REPLACEMENT)
             .expression_attribute_values(":cluster", AttributeValue::S(config.cluster.clone()))
             .set_exclusive_start_key(start.take())
             .send()
@@ -125,6 +136,10 @@ pub async fn read_master_heartbeats(
                 heartbeat_ms: number("heartbeat_ms"),
                 expires_at: number(EXPIRES_AT),
                 retiring: item.get(RETIRE_HOOK).and_then(RetireHook::from_attribute),
+                launch_ms: number("launching_ms").or_else(|| number("launched_ms")),
+                replacement: item
+                    .get(REPLACEMENT)
+                    .and_then(ReplacementClaim::from_attribute),
             });
         }
         match page.last_evaluated_key {
@@ -147,6 +162,8 @@ mod tests {
             heartbeat_ms: beat,
             expires_at: None,
             retiring: None,
+            launch_ms: None,
+            replacement: None,
         }
     }
 

@@ -5,6 +5,7 @@ mod highstate;
 mod instances;
 mod keys;
 mod masters;
+mod replacement;
 mod state;
 mod tables;
 
@@ -16,6 +17,9 @@ pub use instances::{
 pub use keys::{pin_key, registry_minion, KeyPin, PinOutcome, KEY_ATTRIBUTE};
 pub use masters::{
     live_masters, read_live_masters, read_master_heartbeats, LiveMaster, MasterHeartbeat,
+};
+pub use replacement::{
+    claim_replacement, mark_reported, ClaimRequest, ReplacementClaim, REPLACEMENT,
 };
 pub use state::{event_time_attribute, moves_forward, InstanceState};
 pub use tables::{create_tables, describe_table, TableDescription, TableSpec};

@@ -88,6 +88,7 @@ MASTER_ACTIONS = {
     "kms:GenerateDataKey",
     "autoscaling:CompleteLifecycleAction",
     "autoscaling:RecordLifecycleActionHeartbeat",
+    "autoscaling:SetInstanceHealth",
     "ec2:DescribeInstances",
 }
 MINION_ACTIONS = {"dynamodb:GetItem", "dynamodb:Query", "kms:Decrypt"}
@@ -347,6 +348,14 @@ def test_master_role_has_exactly_the_engine_permissions(compute: dict[str, Any])
     for resource in lifecycle:
         arn, _ = sub_template(resource)
         assert ":autoScalingGroup:*:autoScalingGroupName/${Group}" in arn
+    # A silent master is reported on the masters' group, never on the minions'.
+    arn, variables = sub_template(by_sid["ReplaceSilentMasters"]["Resource"])
+    assert arn.endswith(":autoScalingGroup:*:autoScalingGroupName/${Group}")
+    assert "masters" in json.dumps(variables["Group"]) and "inion" not in json.dumps(
+        variables["Group"]
+    )
+    masters = compute["Resources"]["MastersGroup"]["Properties"]
+    assert masters["HealthCheckGracePeriod"] == {"Ref": "MasterHealthCheckGracePeriod"}
 
 
 def test_minion_role_only_reads_the_masters_table(compute: dict[str, Any]) -> None:
@@ -504,6 +513,7 @@ SAMPLE_VALUES = {
     "MastersGroup": "phoenix-qa-masters",
     "MinionsGroup": "phoenix-qa-minions",
     "HighstateGating": "true",
+    "MasterHealthCheckGracePeriod": "450",
     "SaltVersion": "3008.3",
     "PhoenixVersion": "0.1.0",
     "PipIndexUrl": "",
@@ -559,11 +569,13 @@ def test_master_user_data_configures_phoenix_engine_reactor_and_git(
     documents = config_documents(script)
     (master,) = [document for document in documents if "engines" in document]
     (own_minion,) = [document for document in documents if "id" in document]
-    assert set(master["phoenix"]) == PHOENIX_CONFIG_KEYS | {"highstate_gating"}
+    assert set(master["phoenix"]) == PHOENIX_CONFIG_KEYS | {"highstate_gating", "replacement"}
     assert master["phoenix"]["highstate_gating"] is True
     assert master["phoenix"]["master_groups"] == ["phoenix-qa-masters"]
     assert master["phoenix"]["minion_groups"] == ["phoenix-qa-minions"]
-    assert set(own_minion["phoenix"]) == PHOENIX_CONFIG_KEYS
+    # The live masters never report a master within the group's own grace period.
+    assert master["phoenix"]["replacement"] == {"launch_grace": 450}
+    assert set(own_minion["phoenix"]) == PHOENIX_CONFIG_KEYS | {"replacement"}
     assert own_minion["beacons"] == {"master_list": [{"interval": 1}]}
     merged: dict[str, Any] = {}
     for document in documents:

@@ -13,18 +13,16 @@ registry does not know, and no minion's master list is ever written empty or unr
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import yaml
 
 from phoenix_salt import _core
 from phoenix_salt.lab.demo import KEY_CHANGED, Demo, play
-from tests.conftest import remove_workdir
+from tests.conftest import running_demo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -99,18 +97,8 @@ class InvariantWatcher:
 
 @pytest.fixture
 def demo(request: pytest.FixtureRequest) -> Iterator[Demo]:
-    # The demo points this process's AWS calls at its own emulator: put them back after.
-    saved = dict(os.environ)
-    workdir = Path("/tmp") / f"phx-e2e-{os.getpid()}"
-    workdir.mkdir()
-    played = Demo(workdir)
-    try:
+    with running_demo(request) as played:
         yield played
-    finally:
-        played.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        remove_workdir(workdir, request)
 
 
 def test_the_fleet_survives_scale_out_kill_hang_replace_and_scale_in(demo: Demo) -> None:

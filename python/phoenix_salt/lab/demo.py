@@ -163,12 +163,18 @@ class Demo:
         minions: int = 6,
         join: int = 2,
         master_type: str = "str",
+        replacement: dict[str, Any] | None = None,
     ) -> None:
         """``master_type``: the minions' ``phoenix.drop_in.master_type``: ``str`` (every
-        minion on every master) or ``failover`` (one master at a time)."""
+        minion on every master) or ``failover`` (one master at a time). ``replacement``: the
+        daemons' ``phoenix.replacement`` (when the live masters report a silent one to
+        AutoScaling)."""
         self.workdir = workdir
         self.master_count, self.minion_count, self.join_count = masters, minions, join
         self.master_type = master_type
+        # The demo's own steps replace the masters it breaks: the engines report nobody
+        # unless asked to.
+        self.replacement = replacement if replacement is not None else {"enabled": False}
         self.emulator = Emulator(workdir)
         self.lifecycle = LifecycleActions(upstream=self.emulator.url)
         self.stack: Stack | None = None
@@ -212,6 +218,7 @@ class Demo:
                 "min_restart_interval": 10,
             },
             drop_in={"master_type": self.master_type},
+            replacement=self.replacement,
             # A minion's launch goes on only once its first highstate succeeded.
             highstate_gating=True,
             highstate={"check_interval": 2},
@@ -225,7 +232,11 @@ class Demo:
     def create_groups(self) -> str:
         assert self.stack is not None
         self.fleet = Fleet(
-            self.emulator, self.stack, self.lifecycle, on_terminated=self._instance_ended
+            self.emulator,
+            self.stack,
+            self.lifecycle,
+            on_terminated=self._instance_ended,
+            on_launched=self._boot_master,
         )
         self.fleet.create_groups()
         self.fleet.start()
@@ -478,14 +489,10 @@ class Demo:
         pinned key pre-seeded. The minions spread over the masters again."""
         assert self.cluster is not None and self.fleet is not None
         begun = time.monotonic()
-        booted = []
-        for instance_id in list(self.impaired):
-            replacement = self.fleet.replace(instance_id)
-            master, result = self.cluster.add_master(replacement.instance_id)
-            self._write_state_tree(master)
-            self.masters[replacement.instance_id] = master
-            self.own_minions[replacement.instance_id] = self.cluster.start_own_minion(master)
-            booted.append((master, result))
+        booted = [
+            self._boot_master(self.fleet.replace(instance_id))
+            for instance_id in list(self.impaired)
+        ]
         self._wait_for_live_masters("the replacements to register once salt-master serves")
         detect = time.monotonic() - begun
         answer = self.wait_every_minion_answers(begun)
@@ -515,6 +522,17 @@ class Demo:
             answer=answer,
         )
 
+    def _boot_master(self, instance: Instance) -> tuple[SaltMaster, dict[str, Any]]:
+        """A master's group launched ``instance``: it boots as user data boots a master
+        (``phoenix master-bootstrap``, then salt-master, and its own minion). Returns the
+        master and what the bootstrap did."""
+        assert self.cluster is not None
+        master, result = self.cluster.add_master(instance.instance_id)
+        self._write_state_tree(master)
+        self.masters[instance.instance_id] = master
+        self.own_minions[instance.instance_id] = self.cluster.start_own_minion(master)
+        return master, result
+
     def _instance_ended(self, instance: Instance) -> None:
         """AutoScaling ended ``instance`` (its termination went on): its daemons stop."""
         daemon = (
@@ -536,7 +554,8 @@ class Demo:
     def live_masters(self) -> list[SaltMaster]:
         """Masters the registry lists as live and that the demo has not broken."""
         live = {m["instance_id"] for m in self._session().live_masters()}
-        return [m for i, m in self.masters.items() if i in live and i not in self.impaired]
+        # A copy: AutoScaling's replacements boot in a thread of their own.
+        return [m for i, m in list(self.masters.items()) if i in live and i not in self.impaired]
 
     def followers(self) -> dict[str, SaltMinion]:
         """The minions the beacon moves, by id: the group's and the masters' own."""

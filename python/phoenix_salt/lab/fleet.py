@@ -13,7 +13,11 @@ action is kept as AWS keeps it (``LifecycleActions``: pending, completed, abando
 out), and what follows it happens as in AWS: a launch let go on (CONTINUE) puts the instance
 in service and notifies ``EC2_INSTANCE_LAUNCH``; an abandoned or timed-out launch terminates
 the instance; a termination let go on (or timed out, whose default is CONTINUE) ends the
-instance, notifies ``EC2_INSTANCE_TERMINATE`` and tells the lab to stop its daemons.
+instance, notifies ``EC2_INSTANCE_TERMINATE`` and tells the lab to stop its daemons. An
+in-service instance that someone reported ``Unhealthy`` (``SetInstanceHealth``, as Phoenix's
+engines do for a master that stopped serving) is replaced as AWS replaces it: the group
+terminates it (through its terminate hook) and launches another in its place, and the lab is
+told to boot the new one.
 """
 
 from __future__ import annotations
@@ -64,12 +68,18 @@ class Fleet:
         heartbeat_timeout: float = 300.0,
         on_terminated: Callable[[Instance], None] | None = None,
         pump_interval: float = 0.25,
+        on_launched: Callable[[Instance], None] | None = None,
     ) -> None:
+        """``on_terminated``: an instance ended, stop its daemons. ``on_launched``: the group
+        launched an instance by itself (in place of an unhealthy one), boot it."""
         self.emulator = emulator
         self.stack = stack
         self.actions = actions
         self.heartbeat_timeout = heartbeat_timeout
         self.on_terminated = on_terminated
+        self.on_launched = on_launched
+        # Instances replaced because they were reported Unhealthy, in order.
+        self.replaced_unhealthy: list[str] = []
         self.pump_interval = pump_interval
         self.instances: dict[str, Instance] = {}
         # Every message sent, as (what, instance id): the timeline of what AWS said.
@@ -235,8 +245,10 @@ class Fleet:
         self.sent.append((event, instance.instance_id))
 
     def pump(self) -> None:
-        """One pass over the open lifecycle actions: what AWS does once each one ends."""
+        """One pass over the open lifecycle actions, what AWS does once each one ends, and
+        the replacement of instances reported unhealthy."""
         with self._lock:
+            self._replace_unhealthy()
             for instance in list(self.instances.values()):
                 if instance.state == "pending":
                     action = self.actions.get(instance.launch_token)
@@ -262,6 +274,36 @@ class Fleet:
                         instance.state = "terminated"
                         self._notify(instance, messages.TERMINATE)
                         self._end(instance)
+
+    def _replace_unhealthy(self) -> None:
+        """AutoScaling replaces an in-service instance whose health status is Unhealthy: it
+        is terminated through its hook and another is launched in its place (the group keeps
+        its size)."""
+        for role in ROLES:
+            for found in self._described(role):
+                instance = self.instances.get(found["InstanceId"])
+                if (
+                    instance is None
+                    or instance.state != "in_service"
+                    or found.get("HealthStatus") != "Unhealthy"
+                ):
+                    continue
+                log.warning("%s %s is Unhealthy: replacing it", role, instance.instance_id)
+                self.replaced_unhealthy.append(instance.instance_id)
+                new = self.replace(instance.instance_id)
+                if self.on_launched is not None:
+                    # The new instance boots by itself, as its user data would: the
+                    # simulator goes on meanwhile (the old one's termination among others).
+                    threading.Thread(
+                        target=self._boot, args=(new,), name=f"boot-{new.instance_id}", daemon=True
+                    ).start()
+
+    def _boot(self, instance: Instance) -> None:
+        assert self.on_launched is not None
+        try:
+            self.on_launched(instance)
+        except Exception:  # a failed boot is the instance's trouble, not the simulator's
+            log.exception("booting %s failed", instance.instance_id)
 
     def _end(self, instance: Instance) -> None:
         if self.on_terminated is not None:

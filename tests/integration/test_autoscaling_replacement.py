@@ -1,0 +1,161 @@
+"""A master that stops serving is replaced by AutoScaling on the live masters' word: one of
+them reports it (``SetInstanceHealth``, once, from one engine), and AutoScaling (the fleet
+simulator, doing what AWS does with an Unhealthy instance) terminates it through its hook and
+launches a replacement, which boots through ``phoenix master-bootstrap``. Nobody else does
+anything: the test only hangs the master."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+import pytest
+
+from phoenix_salt.lab.demo import Demo
+from phoenix_salt.lab.salt import SaltMaster
+from phoenix_salt.lab.stack import client
+from tests.conftest import running_demo
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+# What the engine logs when it claimed a silent master and when AutoScaling took the report.
+CLAIMED = "reporting it to AutoScaling as Unhealthy"
+REPORTED = "reported to AutoScaling as Unhealthy"
+# Quick timings: the demo's masters beat every 2 s and are stale after 10 s.
+REPLACEMENT = {"replace_after": 12, "launch_grace": 0}
+
+
+def _started(request: pytest.FixtureRequest, **replacement: Any) -> Any:
+    """The demo's cluster with no group minions and quick replacement settings."""
+    return running_demo(request, minions=0, replacement={**REPLACEMENT, **replacement})
+
+
+def _launch_masters(demo: Demo) -> dict[str, SaltMaster]:
+    for step in (demo.start_emulator, demo.provision_stack, demo.create_groups):
+        step()
+    demo.start_masters()
+    return dict(demo.masters)
+
+
+def _row(demo: Demo, instance_id: str) -> dict[str, Any]:
+    """A master's registry row as DynamoDB holds it."""
+    assert demo.stack is not None
+    item: dict[str, Any] = client(demo.emulator, "dynamodb").get_item(
+        TableName=demo.stack.outputs["MastersTable"],
+        Key={"cluster": {"S": demo.stack.cluster}, "instance_id": {"S": instance_id}},
+    )["Item"]
+    return item
+
+
+def _replacement_row(demo: Demo, instance_id: str) -> dict[str, Any]:
+    """The replacement claim in a master's row ({} when there is none)."""
+    claim: dict[str, Any] = _row(demo, instance_id).get("replacement", {}).get("M", {})
+    return claim
+
+
+def _log_count(masters: dict[str, SaltMaster], text: str) -> dict[str, int]:
+    return {i: m.log_text().count(text) for i, m in masters.items() if text in m.log_text()}
+
+
+def test_a_hung_master_is_reported_once_and_autoscaling_replaces_it(
+    request: pytest.FixtureRequest,
+) -> None:
+    with _started(request) as demo:
+        first = _launch_masters(demo)
+        fleet = demo.fleet
+        assert fleet is not None
+        hung_id, hung = sorted(first.items())[0]
+        hung.process.signal_group(signal.SIGSTOP)
+
+        # AutoScaling's replacement serves and the hung one's termination went on.
+        demo.wait(
+            lambda: fleet.instances[hung_id].state == "terminated",
+            120,
+            f"AutoScaling to replace {hung_id}",
+        )
+        demo.wait(
+            lambda: len(demo.live_masters()) == 3 and hung_id not in demo.masters,
+            120,
+            "the replacement to serve",
+        )
+        demo.wait(demo.every_minion_answers, 120, "every master to reach every minion")
+
+        # Reported once, by one of the two live masters; nobody else was.
+        assert fleet.replaced_unhealthy == [hung_id]
+        claimed, reported = _log_count(first, CLAIMED), _log_count(first, REPORTED)
+        assert len(claimed) == 1 and sum(claimed.values()) == 1, claimed
+        assert reported == claimed
+        (reporter,) = claimed
+        assert reporter != hung_id
+        claim = _replacement_row(demo, hung_id)
+        assert claim["by"]["S"] == reporter and "reported_ms" in claim
+        for instance_id in first.keys() - {hung_id}:
+            assert _replacement_row(demo, instance_id) == {}
+        # The replacement came from the group, through master-bootstrap, and runs its own
+        # minion, which every master reaches.
+        (replacement,) = demo.masters.keys() - first.keys()
+        assert fleet.instances[replacement].state == "in_service"
+        assert replacement in demo.own_minions
+
+
+def test_two_hung_masters_are_replaced_one_at_a_time_by_the_survivor(
+    request: pytest.FixtureRequest,
+) -> None:
+    with _started(request) as demo:
+        first = _launch_masters(demo)
+        fleet = demo.fleet
+        assert fleet is not None
+        (survivor, _), *hung = sorted(first.items())
+        for _, master in hung:
+            master.process.signal_group(signal.SIGSTOP)
+        hung_ids = {instance_id for instance_id, _ in hung}
+
+        demo.wait(
+            lambda: all(fleet.instances[i].state == "terminated" for i in hung_ids),
+            300,
+            "AutoScaling to replace both hung masters",
+        )
+        demo.wait(lambda: len(demo.live_masters()) == 3, 120, "both replacements to serve")
+
+        assert sorted(fleet.replaced_unhealthy) == sorted(hung_ids)
+        claims = {i: _replacement_row(demo, i) for i in hung_ids}
+        # The survivor was the only live master when the first was reported.
+        earlier, later = sorted(claims.values(), key=lambda claim: int(claim["at_ms"]["N"]))
+        assert earlier["by"]["S"] == survivor
+        # replacement.max_in_flight is 1: the second was claimed only once the first was
+        # terminated.
+        (first_out,) = [i for i, claim in claims.items() if claim is earlier]
+        terminated_ms = _row(demo, first_out)["terminated_ms"]["N"]
+        assert int(later["at_ms"]["N"]) >= int(terminated_ms)
+        # Two reports in all (the first replacement may have made the second).
+        assert sum(_log_count({**first, **demo.masters}, REPORTED).values()) == 2
+
+
+def test_a_master_in_its_launch_grace_is_not_reported_and_one_that_recovers_stays(
+    request: pytest.FixtureRequest,
+) -> None:
+    with _started(request, launch_grace=600) as demo:
+        first = _launch_masters(demo)
+        fleet = demo.fleet
+        assert fleet is not None
+        held_id, held = sorted(first.items())[0]
+        held.process.signal_group(signal.SIGSTOP)
+        # It leaves the live list, and its silence passes replace_after on every peer.
+        demo.wait(
+            lambda: (
+                held not in demo.live_masters()
+                and all(
+                    "within replacement.launch_grace" in m.log_text()
+                    for i, m in first.items()
+                    if i != held_id
+                )
+            ),
+            120,
+            "the live masters to hold the hung one for its launch grace",
+        )
+        held.process.signal_group(signal.SIGCONT)
+        demo.wait(lambda: len(demo.live_masters()) == 3, 60, "the master to serve again")
+        assert fleet.replaced_unhealthy == []
+        assert _log_count(first, CLAIMED) == {}
+        assert _replacement_row(demo, held_id) == {}
+        assert fleet.instances[held_id].state == "in_service"
