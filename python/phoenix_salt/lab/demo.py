@@ -4,13 +4,16 @@ The AWS emulator (the data stack deployed by its own CloudFormation; the AutoSca
 driven by the fleet simulator with real AutoScaling calls) and real Salt daemons on
 loopback: 3 masters, each with the engine, runners and reactor, and 6 minions, each with
 the beacon, connected to every master (the default; ``--master-type failover``: each to one
-master at a time). Then, step by step: 2 minions join (scale out), the busiest master is
-killed (SIGKILL), the next one hangs (SIGSTOP), AutoScaling replaces both (``phoenix
-master-bootstrap``), a minion leaves (scale in). Each step shows its progress while it
-waits; the run ends with a summary table: per step, the time until Phoenix noticed, the
-time until every minion answers (``salt '*' test.ping`` on every live master reaches every
-minion; failover: every minion answers through some live master), keys accepted and
-deleted, first highstates run. Ctrl-C stops everything cleanly: no process is left behind.
+master at a time). Then, step by step: 2 minions join (scale out), the busiest master's
+instance dies (every process SIGKILLed: AutoScaling's EC2 health check finds it impaired),
+the next master hangs (SIGSTOP: its instance looks healthy, and the live masters report it),
+and AutoScaling replaces each (``phoenix master-bootstrap``) with nobody's help; a minion
+leaves (scale in). Each step shows its progress while it waits; the run ends with a summary
+table: per step, the time until Phoenix noticed, the time until every minion answers
+(``salt '*' test.ping`` on every live master reaches every minion; failover: every minion
+answers through some live master), the time until a broken master's replacement serves every
+minion, keys accepted and deleted, first highstates run. Ctrl-C stops everything cleanly: no
+process is left behind.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from phoenix_salt.lab.fleet import Fleet, Instance
 from phoenix_salt.lab.lifecycle_actions import LifecycleActions
 from phoenix_salt.lab.processes import interrupt_on_sigterm, stop_all, wait_for
 from phoenix_salt.lab.salt import SaltMaster, SaltMinion
-from phoenix_salt.lab.stack import Stack, provision
+from phoenix_salt.lab.stack import Stack, client, provision
 from phoenix_salt.reactor import reactor_config
 
 CLUSTER = "demo"
@@ -44,6 +47,12 @@ CLUSTER = "demo"
 KEY_CHANGED = "The master key has changed"
 # How often a long wait says it is still waiting.
 PROGRESS_EVERY = 10.0
+# The daemons' phoenix.replacement: a master silent for 20 s (twice master_stale_after) is
+# reported to AutoScaling; launches are not judged for their first 30 s.
+REPLACEMENT = {"replace_after": 20, "launch_grace": 30}
+# The fleet simulator's EC2 health check: an instance with no process left is impaired after
+# this long (AWS's status checks take minutes; the lab's timings are compressed).
+EC2_CHECK_DELAY = 10.0
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,10 @@ class Report:
     outcome: str
     detect: float | None = None  # until Phoenix noticed (the registry shows the change)
     answer: float | None = None  # until every minion answers (see Demo.every_minion_answers)
-    # A master that broke: the minions whose first master it was, its own included.
+    # A master that broke: until AutoScaling's replacement serves every minion.
+    replaced: float | None = None
+    # A master that broke: the live minions whose first master it was (its own, unless it
+    # died with the instance).
     first_of: int | None = None
 
 
@@ -114,6 +126,7 @@ class Timeline:
             "took s",
             "detect s",
             "answer s",
+            "replaced s",
             "keys +",
             "keys -",
             "highstates",
@@ -125,6 +138,7 @@ class Timeline:
                 f"{s.seconds:.1f}",
                 _seconds(s.report.detect),
                 _seconds(s.report.answer),
+                _seconds(s.report.replaced),
                 str(s.accepted),
                 str(s.deleted),
                 str(s.highstates),
@@ -168,13 +182,11 @@ class Demo:
         """``master_type``: the minions' ``phoenix.drop_in.master_type``: ``str`` (every
         minion on every master) or ``failover`` (one master at a time). ``replacement``: the
         daemons' ``phoenix.replacement`` (when the live masters report a silent one to
-        AutoScaling)."""
+        AutoScaling; default ``REPLACEMENT``)."""
         self.workdir = workdir
         self.master_count, self.minion_count, self.join_count = masters, minions, join
         self.master_type = master_type
-        # The demo's own steps replace the masters it breaks: the engines report nobody
-        # unless asked to.
-        self.replacement = replacement if replacement is not None else {"enabled": False}
+        self.replacement = REPLACEMENT if replacement is None else replacement
         self.emulator = Emulator(workdir)
         self.lifecycle = LifecycleActions(upstream=self.emulator.url)
         self.stack: Stack | None = None
@@ -192,6 +204,8 @@ class Demo:
         self.hot_minions: dict[str, SaltMinion] = {}
         # Masters the demo broke (killed or hung), until AutoScaling replaces them.
         self.impaired: dict[str, SaltMaster] = {}
+        # What `phoenix master-bootstrap` did on each replacement master, by instance id.
+        self.booted: dict[str, dict[str, Any]] = {}
         self.timeline = Timeline(self.census)
 
     # ----- set-up ----------------------------------------------------------------------------
@@ -237,6 +251,8 @@ class Demo:
             self.lifecycle,
             on_terminated=self._instance_ended,
             on_launched=self._boot_master,
+            alive=self._instance_alive,
+            ec2_check_delay=EC2_CHECK_DELAY,
         )
         self.fleet.create_groups()
         self.fleet.start()
@@ -285,7 +301,7 @@ class Demo:
             "the masters' launches to be let go on",
         )
         answer = self.wait_every_minion_answers(begun)
-        names = ", ".join(f"{m.name} {m.interface} ({i})" for i, m in self.masters.items())
+        names = ", ".join(f"{m.name} {m.interface} ({i})" for i, m in list(self.masters.items()))
         return Report(
             f"{names}: one key pair (created once, stored), each registered once salt-master "
             "served, launch let go on (CONTINUE); each runs its own minion; "
@@ -409,15 +425,18 @@ class Demo:
     # ----- masters break and are replaced ------------------------------------------------------
 
     def kill_master(self) -> Report:
-        """The busiest master dies hard (SIGKILL): no hook, no notification; the other
-        masters serve every minion as they are (failover: its minions' beacons move them once
-        its heartbeat is stale)."""
-        return self._break_master(signal.SIGKILL, "killed (SIGKILL)")
+        """The busiest master's instance dies: every process on it (salt-master and its own
+        minion) is SIGKILLed, no hook, no notification. The other masters serve every minion
+        as they are (failover: its minions' beacons move them once its heartbeat is stale);
+        AutoScaling's EC2 health check finds the instance impaired (or the live masters
+        report it first) and replaces it."""
+        return self._break_master(signal.SIGKILL, "killed (SIGKILL, every process)")
 
     def hang_master(self) -> Report:
         """The busiest live master hangs (SIGSTOP): its sockets stay open, so Salt's own
-        failover sees nothing; the other masters serve every minion as they are (failover:
-        the beacons move its minions once its heartbeat is stale)."""
+        failover sees nothing, and its instance passes EC2's health check. The other masters
+        serve every minion as they are (failover: the beacons move its minions once its
+        heartbeat is stale); the live masters report it to AutoScaling, which replaces it."""
         return self._break_master(signal.SIGSTOP, "hung (SIGSTOP)")
 
     def _break_master(self, signum: int, how: str) -> Report:
@@ -428,15 +447,21 @@ class Demo:
             m: sum(1 for i in self.minions if firsts[i] == m.interface) for m in self.live_masters()
         }
         master = max(load, key=lambda m: load[m])
-        # Every minion whose first master it is (its own minion too), with its restarts so far.
+        instance_id = self._master_id(master)
+        own = self.own_minions.get(instance_id)
+        killed = signum == signal.SIGKILL
+        # Every minion whose first master it is, with its restarts so far; a killed
+        # instance's own minion dies with it.
         first_of = {
             i: len(followers[i].restarts())
             for i, first in firsts.items()
-            if first == master.interface
+            if first == master.interface and not (killed and followers[i] is own)
         }
-        instance_id = self._master_id(master)
+        own_first = len(first_of.keys() & self.own_minions.keys())
         begun = time.monotonic()
         master.process.signal_group(signum)
+        if killed and own is not None:
+            own.process.signal_group(signum)
         self.impaired[instance_id] = master
         session = self._session()
         seen: dict[str, float] = {}
@@ -458,80 +483,120 @@ class Demo:
             f"{master.name} to leave the live list and every minion to answer",
         )
         moved = ""
-        if self.hot:
+        if self.hot and first_of:
             # The others are served as they are; the minions whose first master it was
             # restart within the splay, so that their beacons (and salt-call) run through a
-            # live master.
+            # live master. The broken master's own minion may be gone with its instance
+            # (AutoScaling replaced it) before it restarted: it is not waited for then.
             self.wait(
                 lambda: (
-                    all(len(followers[i].restarts()) > n for i, n in first_of.items())
+                    all(
+                        len(followers[i].restarts()) > n
+                        for i, n in first_of.items()
+                        if i in self.followers()
+                    )
                     and self.every_minion_answers()
                 ),
                 180,
                 f"the {len(first_of)} minion(s) whose first master it was to restart",
             )
+            still = sum(1 for i in first_of if i in self.followers())
             moved = (
-                f"; those {len(first_of)} restarted within the splay, "
+                f"; those {still} still there restarted within the splay, "
                 f"{time.monotonic() - begun:.0f} s after the break"
             )
+        replaced, replacement = self._wait_for_replacement(instance_id, begun)
         return Report(
-            f"{master.name} ({instance_id}) {how}, first master of {len(first_of)} minion(s) "
-            f"({len(first_of.keys() & self.own_minions.keys())} of them masters' own); "
-            f"out of the live list {seen['detect']:.0f} s later; {self._answer_words()}{moved}",
+            f"{master.name} ({instance_id}) {how}, first master of {len(first_of)} live "
+            f"minion(s) ({own_first} of them masters' own); out of the live list "
+            f"{seen['detect']:.0f} s later; {self._answer_words()}{moved}; {replacement}",
             detect=seen["detect"],
             answer=seen["answer"],
             first_of=len(first_of),
+            replaced=replaced,
         )
 
-    def replace_masters(self) -> Report:
-        """AutoScaling's health check terminates each impaired master and launches a
-        replacement, which boots through ``phoenix master-bootstrap``: same key pair, every
-        pinned key pre-seeded. The minions spread over the masters again."""
-        assert self.cluster is not None and self.fleet is not None
-        begun = time.monotonic()
-        booted = [
-            self._boot_master(self.fleet.replace(instance_id))
-            for instance_id in list(self.impaired)
-        ]
-        self._wait_for_live_masters("the replacements to register once salt-master serves")
-        detect = time.monotonic() - begun
-        answer = self.wait_every_minion_answers(begun)
-        # The beacons move the minions whose order now puts a replacement first.
-        self.wait(self.spread, 120, "the minions to spread over the masters by their order")
-        spread = time.monotonic() - begun
-        if self.hot:
-            share = f"every master reaches all {len(self.minions)}"
-        else:
-            serving = self.answering()
-            share = ", ".join(
-                f"{m.name} {list(serving.values()).count(m)}"
-                for m in sorted(self.live_masters(), key=lambda m: m.name)
-            )
-        pending = sum(len(m.keys()["minions_pre"]) for m, _ in booted)
+    def _wait_for_replacement(self, instance_id: str, begun: float) -> tuple[float, str]:
+        """Until AutoScaling replaced the broken master ``instance_id`` by itself and the
+        replacement serves every minion (its key pair the cluster's, every pinned key
+        pre-seeded, the minions spread over the masters again). Returns the seconds since
+        ``begun`` and what happened."""
+        assert self.fleet is not None
+        fleet = self.fleet
+        self.wait(
+            lambda: instance_id in fleet.replacements,
+            300,
+            f"AutoScaling to replace {instance_id} (its EC2 health check, or the live masters' "
+            "report)",
+        )
+        new_id = fleet.replacements[instance_id]
+        why = (
+            "its EC2 health check failed"
+            if instance_id in fleet.failed_ec2_check
+            else f"{self._reported_by(instance_id)} reported it"
+        )
+        self.wait(
+            lambda: (
+                new_id in self.booted
+                and new_id in {m["instance_id"] for m in self._session().live_masters()}
+            ),
+            180,
+            f"the replacement {new_id} to boot and register once salt-master serves",
+        )
+        self.wait(self.spread, 180, "every minion to be on every live master again")
+        replaced = time.monotonic() - begun
+        master, result = self.masters[new_id], self.booted[new_id]
+        pending = len(master.keys()["minions_pre"])
         changed = [i for i, m in self.minions.items() if KEY_CHANGED in m.log_text()]
-        made = "; ".join(
-            f"{m.name} ({m.interface}): key pair {r['key_pair']}, {len(r['pre_seeded'])} pinned "
-            "key(s) pre-seeded"
-            for m, r in booted
-        )
-        return Report(
-            f"{made}; minions spread {spread:.0f} s after the replacements launched ({share}); "
-            f"pending keys on the replacements: {pending}; 'master key has changed' "
-            f"{'LOGGED by ' + ', '.join(changed) if changed else 'never logged'}",
-            detect=detect,
-            answer=answer,
+        return replaced, (
+            f"AutoScaling replaced it ({why}): {master.name} ({new_id}, {master.interface}), "
+            f"key pair {result['key_pair']}, {len(result['pre_seeded'])} pinned key(s) "
+            f"pre-seeded, pending keys on the replacement: {pending}, serves every minion "
+            f"{replaced:.0f} s after the break; 'master key has changed' "
+            f"{'LOGGED by ' + ', '.join(changed) if changed else 'never logged'}"
         )
 
-    def _boot_master(self, instance: Instance) -> tuple[SaltMaster, dict[str, Any]]:
+    def _reported_by(self, instance_id: str) -> str:
+        """Which master's engine reported ``instance_id`` (its claim in the registry)."""
+        assert self.stack is not None
+        item = (
+            client(self.emulator, "dynamodb")
+            .get_item(
+                TableName=self.stack.outputs["MastersTable"],
+                Key={"cluster": {"S": self.stack.cluster}, "instance_id": {"S": instance_id}},
+            )
+            .get("Item", {})
+        )
+        by = item.get("replacement", {}).get("M", {}).get("by", {}).get("S")
+        named = {i: m.name for i, m in list(self.masters.items())}
+        return f"{named.get(by, 'master')} ({by})" if by else "a live master"
+
+    def _boot_master(self, instance: Instance) -> None:
         """A master's group launched ``instance``: it boots as user data boots a master
-        (``phoenix master-bootstrap``, then salt-master, and its own minion). Returns the
-        master and what the bootstrap did."""
+        (``phoenix master-bootstrap``, then salt-master, and its own minion)."""
         assert self.cluster is not None
         master, result = self.cluster.add_master(instance.instance_id)
         self._write_state_tree(master)
         self.masters[instance.instance_id] = master
         self.own_minions[instance.instance_id] = self.cluster.start_own_minion(master)
-        return master, result
+        self.booted[instance.instance_id] = result
+
+    def _instance_alive(self, instance: Instance) -> bool:
+        """Whether any process of ``instance`` runs (the simulator's EC2 health check). An
+        instance the demo has not booted yet is taken for alive."""
+        i = instance.instance_id
+        daemons = [
+            d
+            for d in (
+                self.masters.get(i),
+                self.own_minions.get(i),
+                self.minions.get(i),
+                self.natives.get(i),
+                self.hot_minions.get(i),
+            )
+            if d is not None
+        ]
+        return not daemons or any(d.process.running() for d in daemons)
 
     def _instance_ended(self, instance: Instance) -> None:
         """AutoScaling ended ``instance`` (its termination went on): its daemons stop."""
@@ -588,16 +653,22 @@ class Demo:
     def every_minion_answers(self) -> bool:
         """Minions on every master: every live master reaches every minion, the masters'
         own minions included. Failover: every minion answers through some live master."""
-        everyone = {*self.minions, *self.natives, *self.hot_minions, *self.own_minions}
+        everyone = self._everyone()
         reached = self.reached()
         if self.hot:
             return bool(reached) and all(everyone <= got for got in reached.values())
         return everyone <= set().union(*reached.values())
 
+    def _everyone(self) -> set[str]:
+        """Every minion that should answer: the group's, the references, and the masters'
+        own minions but those that died with their instance."""
+        own = {i for i, m in list(self.own_minions.items()) if m.process.running()}
+        return {*self.minions, *self.natives, *self.hot_minions, *own}
+
     def unreached(self) -> str:
         """What the last probe saw on each live master, for a failure message: the minions
         it did not reach, and what ``salt`` printed when that was not all of them."""
-        everyone = {*self.minions, *self.natives, *self.hot_minions, *self.own_minions}
+        everyone = self._everyone()
         lines = []
         for master in self.live_masters():
             ping = master.last_ping
@@ -673,7 +744,7 @@ class Demo:
         self.wait(lambda: len(session.live_masters()) == self.master_count, 90, what)
 
     def _master_id(self, master: SaltMaster) -> str:
-        return next(i for i, m in self.masters.items() if m is master)
+        return next(i for i, m in list(self.masters.items()) if m is master)
 
     def _config(self) -> _core.Config:
         assert self.stack is not None
@@ -711,9 +782,8 @@ def play(demo: Demo, after_step: Callable[[str], None] | None = None) -> None:
         (f"launch {demo.minion_count} minions", demo.start_minions),
         ("salt-run phoenix.version", demo.versions),
         (f"scale out: {demo.join_count} minions join", demo.scale_out),
-        ("the busiest master is killed (SIGKILL)", demo.kill_master),
+        ("the busiest master's instance dies (SIGKILL)", demo.kill_master),
         ("the busiest live master hangs (SIGSTOP)", demo.hang_master),
-        ("AutoScaling replaces both (phoenix master-bootstrap)", demo.replace_masters),
         ("scale in: a minion leaves", demo.scale_in),
     ]
     for name, action in steps:
@@ -756,9 +826,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             else "every minion answered test.ping through a live master"
         )
         print(
-            f"\ndetect: until the registry showed the change; answer: until {answer} (both "
-            "from the step's start; the answer is probed with test.ping -t 3, so it is known "
-            "to within about 7 s)"
+            f"\ndetect: until the registry showed the change; answer: until {answer}; "
+            "replaced: until AutoScaling's replacement of a broken master served every minion "
+            "(each from the step's start; the answer is probed with test.ping -t 3, so it is "
+            "known to within about 7 s)"
         )
         return 0
     except KeyboardInterrupt:

@@ -17,7 +17,10 @@ instance, notifies ``EC2_INSTANCE_TERMINATE`` and tells the lab to stop its daem
 in-service instance that someone reported ``Unhealthy`` (``SetInstanceHealth``, as Phoenix's
 engines do for a master that stopped serving) is replaced as AWS replaces it: the group
 terminates it (through its terminate hook) and launches another in its place, and the lab is
-told to boot the new one.
+told to boot the new one. The simulator also plays the group's EC2 health check: an instance
+none of whose processes is alive (the lab says which) is found impaired after
+``ec2_check_delay`` and marked Unhealthy, as AWS marks an instance that failed its status
+checks.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -69,17 +73,27 @@ class Fleet:
         on_terminated: Callable[[Instance], None] | None = None,
         pump_interval: float = 0.25,
         on_launched: Callable[[Instance], None] | None = None,
+        alive: Callable[[Instance], bool] | None = None,
+        ec2_check_delay: float = 10.0,
     ) -> None:
         """``on_terminated``: an instance ended, stop its daemons. ``on_launched``: the group
-        launched an instance by itself (in place of an unhealthy one), boot it."""
+        launched an instance by itself (in place of an unhealthy one), boot it. ``alive``:
+        whether any process of an in-service instance still runs (None: no EC2 check)."""
         self.emulator = emulator
         self.stack = stack
         self.actions = actions
         self.heartbeat_timeout = heartbeat_timeout
         self.on_terminated = on_terminated
         self.on_launched = on_launched
-        # Instances replaced because they were reported Unhealthy, in order.
+        self.alive = alive
+        self.ec2_check_delay = ec2_check_delay
+        # Instances replaced because they were Unhealthy, in order, and those the EC2 check
+        # (not someone's report) found so.
         self.replaced_unhealthy: list[str] = []
+        self.failed_ec2_check: list[str] = []
+        # Each of those: the instance the group launched in its place.
+        self.replacements: dict[str, str] = {}
+        self._dead_since: dict[str, float] = {}
         self.pump_interval = pump_interval
         self.instances: dict[str, Instance] = {}
         # Every message sent, as (what, instance id): the timeline of what AWS said.
@@ -248,6 +262,7 @@ class Fleet:
         """One pass over the open lifecycle actions, what AWS does once each one ends, and
         the replacement of instances reported unhealthy."""
         with self._lock:
+            self._ec2_check()
             self._replace_unhealthy()
             for instance in list(self.instances.values()):
                 if instance.state == "pending":
@@ -275,6 +290,26 @@ class Fleet:
                         self._notify(instance, messages.TERMINATE)
                         self._end(instance)
 
+    def _ec2_check(self) -> None:
+        """The group's EC2 health check: an in-service instance with no process left is
+        marked Unhealthy once it has been so for ``ec2_check_delay``."""
+        if self.alive is None:
+            return
+        now = time.monotonic()
+        for instance in list(self.instances.values()):
+            if instance.state != "in_service" or instance.instance_id in self.failed_ec2_check:
+                continue
+            if self.alive(instance):
+                self._dead_since.pop(instance.instance_id, None)
+                continue
+            since = self._dead_since.setdefault(instance.instance_id, now)
+            if now - since >= self.ec2_check_delay:
+                log.warning("%s failed its EC2 health check", instance.instance_id)
+                self.failed_ec2_check.append(instance.instance_id)
+                self._autoscaling.set_instance_health(
+                    InstanceId=instance.instance_id, HealthStatus="Unhealthy"
+                )
+
     def _replace_unhealthy(self) -> None:
         """AutoScaling replaces an in-service instance whose health status is Unhealthy: it
         is terminated through its hook and another is launched in its place (the group keeps
@@ -291,6 +326,7 @@ class Fleet:
                 log.warning("%s %s is Unhealthy: replacing it", role, instance.instance_id)
                 self.replaced_unhealthy.append(instance.instance_id)
                 new = self.replace(instance.instance_id)
+                self.replacements[instance.instance_id] = new.instance_id
                 if self.on_launched is not None:
                     # The new instance boots by itself, as its user data would: the
                     # simulator goes on meanwhile (the old one's termination among others).
