@@ -151,11 +151,10 @@ pub async fn read_master_heartbeats(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(id: &str, state: InstanceState, beat: Option<i64>) -> MasterHeartbeat {
-        MasterHeartbeat {
+impl MasterHeartbeat {
+    /// A row for tests: `id` in `state` with heartbeat `beat`, at an address made from it.
+    pub(crate) fn sample(id: &str, state: InstanceState, beat: Option<i64>) -> Self {
+        Self {
             instance_id: id.to_owned(),
             address: Some(format!("10.0.0.{}", id.len())),
             state: Some(state),
@@ -165,6 +164,15 @@ mod tests {
             launch_ms: None,
             replacement: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, state: InstanceState, beat: Option<i64>) -> MasterHeartbeat {
+        MasterHeartbeat::sample(id, state, beat)
     }
 
     #[test]

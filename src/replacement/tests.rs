@@ -19,16 +19,11 @@ fn settings() -> ReplacementSettings {
     }
 }
 
+/// A master launched an hour ago.
 fn master(id: &str, state: InstanceState, beat: Option<i64>) -> MasterHeartbeat {
     MasterHeartbeat {
-        instance_id: id.to_owned(),
-        address: Some(format!("10.0.0.{}", id.len())),
-        state: Some(state),
-        heartbeat_ms: beat,
-        expires_at: None,
-        retiring: None,
         launch_ms: Some(NOW - 3_600_000),
-        replacement: None,
+        ..MasterHeartbeat::sample(id, state, beat)
     }
 }
 

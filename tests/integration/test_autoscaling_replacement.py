@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from phoenix_salt.lab.demo import Demo
+from phoenix_salt.lab.fleet import Fleet
 from phoenix_salt.lab.salt import SaltMaster
 from phoenix_salt.lab.stack import client
 from tests.conftest import running_demo
@@ -30,11 +31,20 @@ def _started(request: pytest.FixtureRequest, **replacement: Any) -> Any:
     return running_demo(request, minions=0, replacement={**REPLACEMENT, **replacement})
 
 
-def _launch_masters(demo: Demo) -> dict[str, SaltMaster]:
+def _launch_masters(demo: Demo) -> tuple[Fleet, dict[str, SaltMaster]]:
+    """The emulator, the data stack, the groups and 3 masters: the fleet and the masters."""
     for step in (demo.start_emulator, demo.provision_stack, demo.create_groups):
         step()
     demo.start_masters()
-    return dict(demo.masters)
+    assert demo.fleet is not None
+    return demo.fleet, dict(demo.masters)
+
+
+def _hang_first(masters: dict[str, SaltMaster]) -> tuple[str, SaltMaster]:
+    """SIGSTOPs the salt-master with the lowest instance id; returns it and its id."""
+    instance_id, master = sorted(masters.items())[0]
+    master.process.signal_group(signal.SIGSTOP)
+    return instance_id, master
 
 
 def _row(demo: Demo, instance_id: str) -> dict[str, Any]:
@@ -61,11 +71,8 @@ def test_a_hung_master_is_reported_once_and_autoscaling_replaces_it(
     request: pytest.FixtureRequest,
 ) -> None:
     with _started(request) as demo:
-        first = _launch_masters(demo)
-        fleet = demo.fleet
-        assert fleet is not None
-        hung_id, hung = sorted(first.items())[0]
-        hung.process.signal_group(signal.SIGSTOP)
+        fleet, first = _launch_masters(demo)
+        hung_id, _ = _hang_first(first)
 
         # AutoScaling's replacement serves and the hung one's termination went on.
         demo.wait(
@@ -102,9 +109,7 @@ def test_two_hung_masters_are_replaced_one_at_a_time_by_the_survivor(
     request: pytest.FixtureRequest,
 ) -> None:
     with _started(request) as demo:
-        first = _launch_masters(demo)
-        fleet = demo.fleet
-        assert fleet is not None
+        fleet, first = _launch_masters(demo)
         (survivor, _), *hung = sorted(first.items())
         for _, master in hung:
             master.process.signal_group(signal.SIGSTOP)
@@ -135,11 +140,8 @@ def test_a_master_in_its_launch_grace_is_not_reported_and_one_that_recovers_stay
     request: pytest.FixtureRequest,
 ) -> None:
     with _started(request, launch_grace=600) as demo:
-        first = _launch_masters(demo)
-        fleet = demo.fleet
-        assert fleet is not None
-        held_id, held = sorted(first.items())[0]
-        held.process.signal_group(signal.SIGSTOP)
+        fleet, first = _launch_masters(demo)
+        held_id, held = _hang_first(first)
         # It leaves the live list, and its silence passes replace_after on every peer.
         demo.wait(
             lambda: (
