@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 use serde::Serialize;
 
+use super::instances::{n, s};
 use super::state::InstanceState;
 use super::{CLUSTER_KEY, INSTANCE_KEY};
 use crate::aws::{AwsClients, AwsResultExt};
@@ -206,14 +207,6 @@ pub async fn mark_reported(
         Err(err) if super::instances::is_condition_failed(&err) => Ok(()),
         Err(err) => Err(err),
     }
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
 }
 
 #[cfg(test)]
