@@ -84,20 +84,46 @@ def _backoff(failures):
     return min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** max(0, failures - 1))
 
 
-def _heartbeat_loop(engine, interval, stopping):
-    """Registers this master once salt-master listens (readiness.py), then heartbeats it
-    every ``interval`` seconds."""
+def _heartbeat_loop(engine, interval, serve_timeout, stopping):
+    """Registers this master once salt-master listens, then heartbeats it every ``interval``
+    seconds, each time only once its request server answered a ping within
+    ``serve_timeout`` seconds (readiness.py): a master whose workers are wedged goes stale
+    even though this engine lives."""
     import phoenix_salt
-    from phoenix_salt.readiness import wait_until_serving
+    from phoenix_salt.readiness import answers_requests, wait_until_serving
 
     bus = _bus()
     registered = False
     failures = 0
+    # Why salt-master did not answer, while it does not (said once per episode).
+    not_serving = None
     # Minions follow the live list: this master joins it only once it can serve them.
     if not wait_until_serving(__opts__, stopping):
         return
     while not stopping.is_set():
         try:
+            why = answers_requests(__opts__, serve_timeout)
+            if why is not None:
+                if not_serving is None and not registered:
+                    # Its workers may still be starting: not live yet, nothing is wrong.
+                    log.info(
+                        "phoenix: waiting for salt-master's request workers to answer (%s) "
+                        "before registering this master as running",
+                        why,
+                    )
+                elif not_serving is None:
+                    log.error(
+                        "phoenix: salt-master does not serve: %s. No heartbeat until it "
+                        "answers: it leaves the live list, and the live masters report it to "
+                        "AutoScaling if it stays so past replacement.replace_after",
+                        why,
+                    )
+                not_serving = why
+                stopping.wait(interval)
+                continue
+            if not_serving is not None and registered:
+                log.warning("phoenix: salt-master answers again: heartbeats go on")
+            not_serving = None
             if not registered:
                 identity = engine.register_master()
                 registered = True
@@ -366,7 +392,7 @@ def start():
     stopping = threading.Event()
     threading.Thread(
         target=_heartbeat_loop,
-        args=(engine, settings["heartbeat_interval"], stopping),
+        args=(engine, settings["heartbeat_interval"], settings["serve_timeout"], stopping),
         name="phoenix-heartbeat",
         daemon=True,
     ).start()

@@ -36,6 +36,9 @@ pub struct PhoenixConfig {
     pub heartbeat_interval: f64,
     /// Seconds after the last heartbeat when a master leaves the live list.
     pub master_stale_after: f64,
+    /// Seconds salt-master's request server has to answer the ping that comes before each
+    /// heartbeat: a master that does not serve is not heartbeated.
+    pub serve_timeout: f64,
     /// Seconds a terminated instance's row is kept before DynamoDB expires it.
     pub terminated_ttl: u64,
     /// This master's instance id, where there is no EC2 instance metadata to ask.
@@ -188,6 +191,7 @@ struct RawConfig {
     heartbeat_interval: Option<f64>,
     pollers: Option<u32>,
     master_stale_after: Option<f64>,
+    serve_timeout: Option<f64>,
     terminated_ttl: Option<u64>,
     highstate_gating: Option<bool>,
     master_drain_time: Option<f64>,
@@ -253,6 +257,7 @@ pub mod defaults {
     pub const HEARTBEAT_INTERVAL: f64 = 5.0;
     pub const POLLERS: u32 = 2;
     pub const MASTER_STALE_AFTER: f64 = 30.0;
+    pub const SERVE_TIMEOUT: f64 = 5.0;
     pub const TERMINATED_TTL: u64 = 7 * 24 * 3600;
     pub const CONNECT_TIMEOUT: f64 = 3.0;
     pub const ATTEMPT_TIMEOUT: f64 = 30.0;
@@ -414,6 +419,8 @@ impl RawConfig {
                 ),
             ));
         }
+        let serve_timeout =
+            serve_timeout(self.serve_timeout, heartbeat_interval, master_stale_after)?;
         if let Some(id) = &self.master_id {
             if id.parse::<crate::lifecycle::InstanceId>().is_err() {
                 return Err(Error::config(
@@ -454,6 +461,7 @@ impl RawConfig {
             pollers,
             heartbeat_interval,
             master_stale_after,
+            serve_timeout,
             terminated_ttl,
             highstate_gating: self.highstate_gating.unwrap_or(false),
             master_drain_time,
@@ -751,6 +759,34 @@ fn check_groups(key: &str, groups: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `phoenix.serve_timeout`, checked against the heartbeat's timings: a master that serves
+/// must stay in the live list even when its ping takes the whole timeout, so one interval
+/// and one timeout fit within `master_stale_after`. Unset, it is 5 s, or less where the
+/// timings are tighter (half of what `master_stale_after` leaves after one interval).
+fn serve_timeout(
+    configured: Option<f64>,
+    heartbeat_interval: f64,
+    master_stale_after: f64,
+) -> Result<f64> {
+    let room = master_stale_after - heartbeat_interval;
+    let Some(timeout) = configured else {
+        return Ok(defaults::SERVE_TIMEOUT.min(room / 2.0));
+    };
+    check_range("phoenix.serve_timeout", timeout, 0.1, 300.0)?;
+    if timeout >= room {
+        return Err(Error::config(
+            "phoenix.serve_timeout",
+            format!(
+                "{timeout} s leaves no room: one heartbeat interval ({heartbeat_interval} s) \
+                 and one ping timeout must fit within phoenix.master_stale_after \
+                 ({master_stale_after} s), or a master that serves would drop out of the \
+                 live list"
+            ),
+        ));
+    }
+    Ok(timeout)
+}
+
 fn check_range(key: &str, value: f64, min: f64, max: f64) -> Result<()> {
     if value.is_finite() && (min..=max).contains(&value) {
         Ok(())
@@ -782,6 +818,7 @@ mod tests {
         assert_eq!(config.master_groups, vec!["phoenix-prod-masters"]);
         assert_eq!(config.minion_groups, vec!["phoenix-prod-minions"]);
         assert_eq!(config.heartbeat_interval, defaults::HEARTBEAT_INTERVAL);
+        assert_eq!(config.serve_timeout, defaults::SERVE_TIMEOUT);
         assert_eq!(config.aws.max_attempts, defaults::MAX_ATTEMPTS);
         assert!(config.aws.attempt_timeout > SQS_LONG_POLL_SECONDS);
         assert_eq!(config.region, None);
@@ -791,6 +828,23 @@ mod tests {
         );
         assert!(config.keys.unmanaged.is_empty());
         assert!(!config.keys.require_group && !config.keys.verify_autoscaling);
+    }
+
+    #[test]
+    fn the_serve_timeout_fits_between_two_heartbeats_and_staleness() {
+        let tight = PhoenixConfig::from_json(
+            r#"{"cluster": "p", "heartbeat_interval": 1, "master_stale_after": 4}"#,
+        )
+        .unwrap();
+        assert_eq!(tight.serve_timeout, 1.5);
+        let set = PhoenixConfig::from_json(r#"{"cluster": "p", "serve_timeout": 20}"#).unwrap();
+        assert_eq!(set.serve_timeout, 20.0);
+        for bad in [r#""serve_timeout": 25"#, r#""serve_timeout": 0"#] {
+            assert_eq!(
+                err_key(&format!(r#"{{"cluster": "p", {bad}}}"#)),
+                "phoenix.serve_timeout"
+            );
+        }
     }
 
     #[test]

@@ -38,7 +38,6 @@ Phoenix. Each time is known to within one probe round. Numbers only: no timing a
 from __future__ import annotations
 
 import argparse
-import shutil
 import signal
 import statistics
 import sys
@@ -49,8 +48,8 @@ from pathlib import Path
 
 import yaml
 
-from phoenix_salt.lab.demo import Demo
-from phoenix_salt.lab.processes import interrupt_on_sigterm, stop_all
+from phoenix_salt.lab.demo import Demo, tear_down
+from phoenix_salt.lab.processes import interrupt_on_sigterm
 from phoenix_salt.lab.salt import SaltMaster, SaltMinion
 
 KINDS = ("phoenix", "hot", "reference")
@@ -197,9 +196,7 @@ def main() -> int:
         print("interrupted: stopping every process", file=sys.stderr)
         return 130
     finally:
-        demo.stop()
-        stop_all()
-        shutil.rmtree(workdir, ignore_errors=True)
+        tear_down(demo, workdir)
 
 
 def median(values: list[float | None], cap: float) -> tuple[float, bool]:

@@ -1,11 +1,19 @@
-"""Whether this salt-master can serve minions yet.
+"""Whether this salt-master serves minions.
 
 The engine registers its master as ``running`` (and so into the live list that minions
 follow) only once the master's request server and publisher accept connections: a minion
 sent to a master that is still starting would fail its authentication and wait out Salt's
 retry delays. Salt starts engines beside those processes, not after them, so the engine
-checks the two ports itself. A listening port is what can be checked without credentials;
-ZeroMQ queues a request that arrives before a worker is ready, so it is enough.
+checks the two ports itself (:func:`wait_until_serving`).
+
+A listening port says nothing about the workers behind it: ZeroMQ accepts and queues
+requests while every MWorker is wedged (hung, deadlocked, stuck on a full disk), and the
+engine, a process of its own, goes on beating. So before each heartbeat the engine sends the
+request server a real request and wants the answer in time (:func:`answers_requests`):
+Salt's clear ``ping`` command, which a worker answers by sending the load back (ClearFuncs
+``ping``, in every Salt since 2016). It needs no credentials, writes nothing and fires no
+event. A master that does not answer is not heartbeated, goes stale, leaves the live list and
+is reported to AutoScaling by its peers (docs/masters.md).
 """
 
 from __future__ import annotations
@@ -40,6 +48,29 @@ def listening(address: str, port: int, timeout: float = CONNECT_TIMEOUT_SECONDS)
             return True
     except OSError:
         return False
+
+
+def answers_requests(opts: Mapping[str, Any], timeout: float) -> str | None:
+    """Sends salt-master's request server (``interface``, ``ret_port``) Salt's clear ``ping``
+    and waits up to ``timeout`` seconds for a worker to send it back. None when it did,
+    else why not."""
+    import salt.channel.client
+
+    host, port = master_endpoints(opts)[0]
+    uri = f"tcp://[{host}]:{port}" if ":" in host else f"tcp://{host}:{port}"
+    # A token of this request: the answer must be this load, not any reply.
+    load = {"cmd": "ping", "phoenix": f"liveness {time.monotonic_ns()}"}
+    try:
+        with salt.channel.client.ReqChannel.factory(
+            dict(opts), crypt="clear", master_uri=uri
+        ) as channel:
+            answer = channel.send(load, tries=1, timeout=timeout)
+    # A timeout, or a transport that failed: either way, no answer.
+    except Exception as exc:
+        return f"no answer within {timeout:g} s from {uri} ({type(exc).__name__}: {exc})"
+    if not isinstance(answer, dict) or answer.get("phoenix") != load["phoenix"]:
+        return f"{uri} answered {answer!r} instead of sending the ping back"
+    return None
 
 
 def wait_until_serving(opts: Mapping[str, Any], stopping: threading.Event) -> bool:

@@ -11,6 +11,7 @@ When moto is installed, the data template is also deployed into moto's CloudForm
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import re
@@ -598,6 +599,34 @@ def test_master_user_data_configures_phoenix_engine_reactor_and_git(
     for step in ("phoenix master-bootstrap", "phoenix minion-config", "enable --now salt-master"):
         assert step in script
     assert script.index("phoenix master-bootstrap") < script.index("enable --now salt-master")
+
+
+def systemd_units(script: str) -> dict[str, configparser.ConfigParser]:
+    """The systemd units the script writes, by description."""
+    units = {}
+    for body in heredocs(script):
+        if body.startswith("[Unit]"):
+            # Comment lines stay out of the values.
+            unit = configparser.ConfigParser(interpolation=None, comment_prefixes=("#",))
+            unit.optionxform = str  # type: ignore[assignment,method-assign]
+            unit.read_string(body)
+            units[unit["Unit"]["Description"]] = unit
+    return units
+
+
+@pytest.mark.parametrize("launch_template", ["MasterLaunchTemplate", "MinionLaunchTemplate"])
+def test_units_restart_salt_for_ever(compute: dict[str, Any], launch_template: str) -> None:
+    """A salt daemon that exits is started again 5 s later, and systemd never gives up: a
+    master that cannot come back is replaced on its peers' report (docs/masters.md)."""
+    units = systemd_units(user_data(compute, launch_template))
+    expected = {"Salt minion (Phoenix)"}
+    if launch_template == "MasterLaunchTemplate":
+        expected.add("Salt master (Phoenix)")
+    assert set(units) == expected
+    for unit in units.values():
+        assert unit["Unit"]["StartLimitIntervalSec"] == "0"
+        assert unit["Service"]["Restart"] == "always"
+        assert unit["Service"]["RestartSec"] == "5"
 
 
 def test_minion_user_data_configures_phoenix_and_the_beacon(compute: dict[str, Any]) -> None:

@@ -1,8 +1,9 @@
 """The demo's whole scenario, with assertions: 3 masters and 6 minions as real Salt daemons,
 AutoScaling groups in the emulator driven by the fleet simulator; 2 minions join, the busiest
-master's instance dies (SIGKILL), the next master hangs (SIGSTOP), and AutoScaling replaces
-each by itself (its EC2 health check, or the live masters' report) through ``phoenix
-master-bootstrap``; a minion leaves.
+master's instance dies (SIGKILL), the next master hangs (SIGSTOP), the next one's salt-master
+crashes at every start while its instance stays up, and AutoScaling replaces each by itself
+(its EC2 health check, or the live masters' report) through ``phoenix master-bootstrap``; a
+minion leaves.
 
 The minions are on every master (the default): after every step ``salt '*' test.ping`` on
 every live master reaches every minion; a master that breaks makes the minions whose first
@@ -102,7 +103,7 @@ def demo(request: pytest.FixtureRequest) -> Iterator[Demo]:
         yield played
 
 
-def test_the_fleet_survives_scale_out_kill_hang_replace_and_scale_in(demo: Demo) -> None:
+def test_the_fleet_survives_scale_out_kill_hang_crash_replace_and_scale_in(demo: Demo) -> None:
     watcher = InvariantWatcher(demo)
     answered_after: list[str] = []
 
@@ -122,10 +123,10 @@ def test_the_fleet_survives_scale_out_kill_hang_replace_and_scale_in(demo: Demo)
     assert watcher.breaches == []
     # The watcher did look: every accepted id went through its registry check, and the
     # drop-ins were read many times.
-    # 8 minions and 5 masters' own minions (3, then 2 beside the replacements).
-    assert len(watcher.keys_seen) == 13 and watcher.drop_ins_read > 100
+    # 8 minions and 6 masters' own minions (3, then 3 beside the replacements).
+    assert len(watcher.keys_seen) == 14 and watcher.drop_ins_read > 100
     steps = {step.name: step for step in demo.timeline.steps}
-    assert len(answered_after) == 6  # every step from the minions' launch on
+    assert len(answered_after) == 7  # every step from the minions' launch on
 
     # Each master's own minion: accepted on every master, reached from every master.
     masters = steps["launch 3 masters (phoenix master-bootstrap)"]
@@ -138,7 +139,8 @@ def test_the_fleet_survives_scale_out_kill_hang_replace_and_scale_in(demo: Demo)
     assert (launched.restarts, joined.restarts) == (0, 0)
     killed = steps["the busiest master's instance dies (SIGKILL)"]
     hung = steps["the busiest live master hangs (SIGSTOP)"]
-    for broken in (killed, hung):
+    crashing = steps["the busiest live master's salt-master crashes at every start"]
+    for broken in (killed, hung, crashing):
         # Phoenix noticed (the registry dropped the master) and every live master reached
         # every minion. Then AutoScaling replaced it by itself: the replacement's own
         # minion's key was accepted and the broken one's left every master; no highstate.
@@ -156,11 +158,13 @@ def test_the_fleet_survives_scale_out_kill_hang_replace_and_scale_in(demo: Demo)
         assert "pending keys on the replacement: 0" in outcome
         assert "'master key has changed' never logged" in outcome
     # A dead instance fails AutoScaling's EC2 check, unless a live master reported it
-    # first; a hung one passes that check, so only Phoenix's report can replace it.
+    # first; a hung one, and one whose salt-master cannot stay up, pass that check, so only
+    # Phoenix's report can replace them.
     assert "its EC2 health check failed" in killed.report.outcome or (
         "reported it" in killed.report.outcome
     )
     assert "reported it" in hung.report.outcome
+    assert "reported it" in crashing.report.outcome
     left = steps["scale in: a minion leaves"]
     assert (left.accepted, left.deleted, left.highstates) == (0, 1, 0)
 
@@ -170,7 +174,7 @@ def test_the_fleet_survives_scale_out_kill_hang_replace_and_scale_in(demo: Demo)
     assert fleet is not None
     states = sorted((i.role, i.state) for i in fleet.instances.values())
     assert states.count(("master", "in_service")) == 3
-    assert states.count(("master", "terminated")) == 2
+    assert states.count(("master", "terminated")) == 3
     assert states.count(("minion", "in_service")) == 7
     assert states.count(("minion", "terminated")) == 1
     for instance in fleet.instances.values():

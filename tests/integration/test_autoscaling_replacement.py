@@ -7,12 +7,14 @@ anything: the test only hangs the master."""
 from __future__ import annotations
 
 import signal
+import threading
 from typing import Any
 
 import pytest
 
 from phoenix_salt.lab.demo import Demo
 from phoenix_salt.lab.fleet import Fleet
+from phoenix_salt.lab.latency_proxy import LatencyProxy
 from phoenix_salt.lab.salt import SaltMaster
 from phoenix_salt.lab.stack import client
 from tests.conftest import running_demo
@@ -57,10 +59,34 @@ def _row(demo: Demo, instance_id: str) -> dict[str, Any]:
     return item
 
 
+def _wait_terminated(demo: Demo, instance_id: str, timeout: float = 180) -> None:
+    """Until AutoScaling ended ``instance_id`` (its replacement is launched meanwhile)."""
+    assert demo.fleet is not None
+    fleet = demo.fleet
+    demo.wait(
+        lambda: fleet.instances[instance_id].state == "terminated",
+        timeout,
+        f"AutoScaling to replace {instance_id}",
+    )
+
+
 def _replacement_row(demo: Demo, instance_id: str) -> dict[str, Any]:
     """The replacement claim in a master's row ({} when there is none)."""
     claim: dict[str, Any] = _row(demo, instance_id).get("replacement", {}).get("M", {})
     return claim
+
+
+def _reported_alone(demo: Demo, first: dict[str, SaltMaster], broken_id: str) -> None:
+    """``broken_id`` was reported once, by a live master; no other master was."""
+    assert demo.fleet is not None
+    assert demo.fleet.replaced_unhealthy == [broken_id]
+    claimed = _log_count(first, CLAIMED)
+    assert len(claimed) == 1 and sum(claimed.values()) == 1, claimed
+    (reporter,) = claimed
+    assert reporter != broken_id
+    assert _replacement_row(demo, broken_id)["by"]["S"] == reporter
+    for instance_id in first.keys() - {broken_id}:
+        assert _replacement_row(demo, instance_id) == {}
 
 
 def _log_count(masters: dict[str, SaltMaster], text: str) -> dict[str, int]:
@@ -75,11 +101,7 @@ def test_a_hung_master_is_reported_once_and_autoscaling_replaces_it(
         hung_id, _ = _hang_first(first)
 
         # AutoScaling's replacement serves and the hung one's termination went on.
-        demo.wait(
-            lambda: fleet.instances[hung_id].state == "terminated",
-            120,
-            f"AutoScaling to replace {hung_id}",
-        )
+        _wait_terminated(demo, hung_id)
         demo.wait(
             lambda: len(demo.live_masters()) == 3 and hung_id not in demo.masters,
             120,
@@ -88,16 +110,9 @@ def test_a_hung_master_is_reported_once_and_autoscaling_replaces_it(
         demo.wait(demo.every_minion_answers, 120, "every master to reach every minion")
 
         # Reported once, by one of the two live masters; nobody else was.
-        assert fleet.replaced_unhealthy == [hung_id]
-        claimed, reported = _log_count(first, CLAIMED), _log_count(first, REPORTED)
-        assert len(claimed) == 1 and sum(claimed.values()) == 1, claimed
-        assert reported == claimed
-        (reporter,) = claimed
-        assert reporter != hung_id
-        claim = _replacement_row(demo, hung_id)
-        assert claim["by"]["S"] == reporter and "reported_ms" in claim
-        for instance_id in first.keys() - {hung_id}:
-            assert _replacement_row(demo, instance_id) == {}
+        _reported_alone(demo, first, hung_id)
+        assert _log_count(first, REPORTED) == _log_count(first, CLAIMED)
+        assert "reported_ms" in _replacement_row(demo, hung_id)
         # The replacement came from the group, through master-bootstrap, and runs its own
         # minion, which every master reaches.
         (replacement,) = demo.masters.keys() - first.keys()
@@ -161,3 +176,75 @@ def test_a_master_in_its_launch_grace_is_not_reported_and_one_that_recovers_stay
         assert _log_count(first, CLAIMED) == {}
         assert _replacement_row(demo, held_id) == {}
         assert fleet.instances[held_id].state == "in_service"
+
+
+def test_a_master_whose_workers_are_wedged_is_replaced_though_its_engine_lives(
+    request: pytest.FixtureRequest,
+) -> None:
+    with _started(request) as demo:
+        _, first = _launch_masters(demo)
+        wedged_id, wedged = sorted(first.items())[0]
+        # Its ports stay open and its engine runs on: only the request workers hang.
+        for worker in wedged.request_workers():
+            worker.send_signal(signal.SIGSTOP)
+
+        _wait_terminated(demo, wedged_id)
+        # Its own engine stopped heartbeating it, and said why.
+        assert "salt-master does not serve: no answer within" in wedged.log_text()
+        _reported_alone(demo, first, wedged_id)
+
+
+def test_a_salt_master_that_keeps_crashing_on_a_live_instance_is_replaced(
+    request: pytest.FixtureRequest,
+) -> None:
+    with _started(request) as demo:
+        fleet, first = _launch_masters(demo)
+        crashing_id, crashing = sorted(first.items())[0]
+        # salt-master dies as soon as its service manager starts it, again and again; the
+        # instance (its service manager, its own minion) stays up.
+        stop = threading.Event()
+
+        def crash_loop() -> None:
+            while not stop.wait(0.2):
+                crashing.crash()
+
+        loop = threading.Thread(target=crash_loop, daemon=True)
+        loop.start()
+        try:
+            demo.wait(
+                lambda: crashing_id in fleet.replaced_unhealthy,
+                180,
+                f"a live master to report {crashing_id}",
+            )
+        finally:
+            stop.set()
+            loop.join()
+        _wait_terminated(demo, crashing_id)
+        # EC2's check found the instance healthy: the replacement is Phoenix's report.
+        assert crashing_id not in fleet.failed_ec2_check
+        starts = [what for _, what in crashing.journal() if what.startswith("started")]
+        assert len(starts) >= 3, crashing.journal()
+        _reported_alone(demo, first, crashing_id)
+
+
+def test_a_master_cut_off_from_dynamodb_reports_nobody_and_is_replaced(
+    request: pytest.FixtureRequest,
+) -> None:
+    """The master's DynamoDB calls go through a proxy that the test cuts; AutoScaling stays
+    reachable to it, so a report from it would go through."""
+    with _started(request) as demo:
+        proxy = LatencyProxy([demo.emulator.port], 0, demo.workdir)
+        proxy.start()
+        try:
+            demo.master_env[1] = {"AWS_ENDPOINT_URL_DYNAMODB": proxy.url(demo.emulator.port)}
+            _, first = _launch_masters(demo)
+            ((cut_id, cut),) = [(i, m) for i, m in first.items() if m.name == "master1"]
+            assert proxy.counts()["calls"].get("dynamodb UpdateItem", 0) > 0
+            proxy.block()
+
+            _wait_terminated(demo, cut_id)
+            # It tried, failed and said so, and judged nobody meanwhile.
+            assert "phoenix: heartbeat failed" in cut.log_text()
+            _reported_alone(demo, first, cut_id)
+        finally:
+            proxy.stop()

@@ -62,9 +62,14 @@ class Cluster:
         bootstrap: bool = False,
         master_ids: Sequence[str] | None = None,
         minion_ids: Sequence[str] | None = None,
+        supervised_masters: bool = False,
+        master_env: Mapping[int, Mapping[str, str]] | None = None,
     ) -> None:
         """``master_ids`` / ``minion_ids``: the instances' ids (from the fleet simulator's
-        groups); without them, ``masters`` / ``minions`` daemons with the lab's own ids."""
+        groups); without them, ``masters`` / ``minions`` daemons with the lab's own ids.
+        ``supervised_masters``: each salt-master runs under the lab's service manager, as
+        systemd runs it on an instance. ``master_env``: more environment for the master of
+        that number (1, 2, ...), e.g. its own route to one AWS service."""
         self.workdir = workdir
         self.emulator = emulator
         self.phoenix = dict(phoenix)
@@ -73,6 +78,8 @@ class Cluster:
         self.master_opts = dict(master_opts or {})
         self.minion_opts = dict(minion_opts or {})
         self.supervised_minions = supervised_minions
+        self.supervised_masters = supervised_masters
+        self.master_env = dict(master_env or {})
         if master_ids is None:
             master_ids = [master_instance_id(i + 1) for i in range(masters)]
         if minion_ids is None:
@@ -147,7 +154,7 @@ class Cluster:
             interface,
             self.publish_port,
             self.ret_port,
-            self.env,
+            {**self.env, **self.master_env.get(number, {})},
             {
                 "phoenix": {
                     **self.phoenix,
@@ -157,6 +164,7 @@ class Cluster:
                 **self.master_opts,
             },
             self.bin_dir,
+            supervised=self.supervised_masters,
         )
 
     def start(

@@ -2,18 +2,19 @@
 
 The AWS emulator (the data stack deployed by its own CloudFormation; the AutoScaling groups
 driven by the fleet simulator with real AutoScaling calls) and real Salt daemons on
-loopback: 3 masters, each with the engine, runners and reactor, and 6 minions, each with
-the beacon, connected to every master (the default; ``--master-type failover``: each to one
+loopback: 3 masters, each with the engine, runners and reactor, and 6 minions, each with the
+beacon, connected to every master (the default; ``--master-type failover``: each to one
 master at a time). Then, step by step: 2 minions join (scale out), the busiest master's
 instance dies (every process SIGKILLed: AutoScaling's EC2 health check finds it impaired),
 the next master hangs (SIGSTOP: its instance looks healthy, and the live masters report it),
-and AutoScaling replaces each (``phoenix master-bootstrap``) with nobody's help; a minion
-leaves (scale in). Each step shows its progress while it waits; the run ends with a summary
-table: per step, the time until Phoenix noticed, the time until every minion answers
-(``salt '*' test.ping`` on every live master reaches every minion; failover: every minion
-answers through some live master), the time until a broken master's replacement serves every
-minion, keys accepted and deleted, first highstates run. Ctrl-C stops everything cleanly: no
-process is left behind.
+the next one's salt-master crashes at every start while its instance stays up (the live
+masters report it too), and AutoScaling replaces each (``phoenix master-bootstrap``) with
+nobody's help; a minion leaves (scale in). Each step shows its progress while it waits; the
+run ends with a summary table: per step, the time until Phoenix noticed, the time until
+every minion answers (``salt '*' test.ping`` on every live master reaches every minion;
+failover: every minion answers through some live master), the time until a broken master's
+replacement serves every minion, keys accepted and deleted, first highstates run. Ctrl-C
+stops everything cleanly: no process is left behind.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -204,8 +206,14 @@ class Demo:
         self.hot_minions: dict[str, SaltMinion] = {}
         # Masters the demo broke (killed or hung), until AutoScaling replaces them.
         self.impaired: dict[str, SaltMaster] = {}
+        # When the demo broke each master (time.monotonic(), just before the signal), by
+        # instance id: the zero of bench/replacement's timings.
+        self.broken_at: dict[str, float] = {}
         # What `phoenix master-bootstrap` did on each replacement master, by instance id.
         self.booted: dict[str, dict[str, Any]] = {}
+        # More environment for the first masters, by number (1, 2, ...), set before
+        # start_masters: e.g. one master's own route to DynamoDB, which a test cuts.
+        self.master_env: dict[int, dict[str, str]] = {}
         self.timeline = Timeline(self.census)
 
     # ----- set-up ----------------------------------------------------------------------------
@@ -284,8 +292,11 @@ class Demo:
             },
             minion_opts={"beacons": {"master_list": [{"interval": 1}]}},
             extra_env=self.lifecycle.env(),
-            # The minions' restarts go through the lab's stand-in for systemd.
+            # The lab's stand-in for systemd runs every daemon: it starts a salt-master that
+            # exits again (Restart=always), and the beacon restarts minions through it.
             supervised_minions=True,
+            supervised_masters=True,
+            master_env=self.master_env,
             bootstrap=True,
         )
         self.cluster.start(start_minions=False)
@@ -430,16 +441,26 @@ class Demo:
         as they are (failover: its minions' beacons move them once its heartbeat is stale);
         AutoScaling's EC2 health check finds the instance impaired (or the live masters
         report it first) and replaces it."""
-        return self._break_master(signal.SIGKILL, "killed (SIGKILL, every process)")
+        return self._break_master("killed (SIGKILL, every process)", signal.SIGKILL)
 
     def hang_master(self) -> Report:
         """The busiest live master hangs (SIGSTOP): its sockets stay open, so Salt's own
         failover sees nothing, and its instance passes EC2's health check. The other masters
         serve every minion as they are (failover: the beacons move its minions once its
         heartbeat is stale); the live masters report it to AutoScaling, which replaces it."""
-        return self._break_master(signal.SIGSTOP, "hung (SIGSTOP)")
+        return self._break_master("hung (SIGSTOP)", signal.SIGSTOP)
 
-    def _break_master(self, signum: int, how: str) -> Report:
+    def crash_master(self) -> Report:
+        """The busiest live master's salt-master crashes (SIGKILL to it and what it forked)
+        as soon as its service manager starts it, again and again; the instance, its
+        service manager and its own minion stay up, so EC2's check sees nothing. The live
+        masters report it to AutoScaling, which replaces it."""
+        return self._break_master("crashing at every start (instance up)")
+
+    def _break_master(self, how: str, signum: int | None = None) -> Report:
+        """Breaks the busiest live master: ``signum`` to every process of its instance (and,
+        for SIGKILL, of its own minion), or, without one, its salt-master killed at every
+        start until AutoScaling ended the instance; then waits until it is replaced."""
         followers = self.followers()
         firsts = {i: (m.drop_in_masters() or [""])[0] for i, m in followers.items()}
         # The busiest: first in the most group minions' order (a failover minion is on it).
@@ -459,10 +480,46 @@ class Demo:
         }
         own_first = len(first_of.keys() & self.own_minions.keys())
         begun = time.monotonic()
-        master.process.signal_group(signum)
+        self.broken_at[instance_id] = begun
+        crashing = threading.Event()
+        if signum is None:
+            threading.Thread(
+                target=self._crash_until_ended,
+                args=(instance_id, master, crashing),
+                name=f"crash-{master.name}",
+                daemon=True,
+            ).start()
+        else:
+            master.process.signal_group(signum)
         if killed and own is not None:
-            own.process.signal_group(signum)
+            own.process.signal_group(signal.SIGKILL)
         self.impaired[instance_id] = master
+        try:
+            return self._broken(master, instance_id, how, begun, first_of, own_first)
+        finally:
+            crashing.set()
+
+    def _crash_until_ended(
+        self, instance_id: str, master: SaltMaster, done: threading.Event
+    ) -> None:
+        """Kills ``master``'s salt-master whenever it runs, until ``done`` or its instance
+        ended."""
+        while not done.wait(0.2) and instance_id in self.masters:
+            master.crash()
+
+    def _broken(
+        self,
+        master: SaltMaster,
+        instance_id: str,
+        how: str,
+        begun: float,
+        first_of: dict[str, int],
+        own_first: int,
+    ) -> Report:
+        """Waits until the broken ``master`` left the live list and every minion answers,
+        the minions whose first master it was moved, and AutoScaling's replacement serves
+        every minion."""
+        followers = self.followers()
         session = self._session()
         seen: dict[str, float] = {}
 
@@ -772,6 +829,17 @@ class Demo:
         self.lifecycle.stop()
 
 
+def tear_down(demo: Demo, workdir: Path, keep: bool = False) -> None:
+    """Stops what ``demo`` and this process started, and removes ``workdir`` unless
+    ``keep`` (then says where it is)."""
+    demo.stop()
+    stop_all()
+    if keep:
+        print(f"work directory kept: {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def play(demo: Demo, after_step: Callable[[str], None] | None = None) -> None:
     """Every step of the demo, in order; ``after_step`` (the tests' checks) runs after each."""
     steps: list[tuple[str, Callable[[], Report | str]]] = [
@@ -784,6 +852,7 @@ def play(demo: Demo, after_step: Callable[[str], None] | None = None) -> None:
         (f"scale out: {demo.join_count} minions join", demo.scale_out),
         ("the busiest master's instance dies (SIGKILL)", demo.kill_master),
         ("the busiest live master hangs (SIGSTOP)", demo.hang_master),
+        ("the busiest live master's salt-master crashes at every start", demo.crash_master),
         ("scale in: a minion leaves", demo.scale_in),
     ]
     for name, action in steps:
@@ -836,12 +905,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\ninterrupted: stopping every process", file=sys.stderr)
         return 130
     finally:
-        demo.stop()
-        stop_all()
-        if args.keep:
-            print(f"work directory kept: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        tear_down(demo, workdir, keep=args.keep)
 
 
 if __name__ == "__main__":

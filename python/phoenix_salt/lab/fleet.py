@@ -94,6 +94,11 @@ class Fleet:
         # Each of those: the instance the group launched in its place.
         self.replacements: dict[str, str] = {}
         self._dead_since: dict[str, float] = {}
+        # When each step of an instance's life happened here (time.monotonic()), by instance
+        # id, then step: launching and terminating (its hook message sent), in_service,
+        # terminated, ec2_check_failed, replaced_unhealthy (AutoScaling acted on its
+        # Unhealthy status). bench/replacement times a replacement's parts from them.
+        self.moments: dict[str, dict[str, float]] = {}
         self.pump_interval = pump_interval
         self.instances: dict[str, Instance] = {}
         # Every message sent, as (what, instance id): the timeline of what AWS said.
@@ -244,6 +249,11 @@ class Fleet:
         )
         self.stack.send(self.emulator, body)
         self.sent.append((transition, instance.instance_id))
+        self._mark(instance, "launching" if hook == LAUNCH_HOOK else "terminating")
+
+    def _mark(self, instance: Instance, step: str) -> None:
+        """Records when ``step`` of ``instance`` happened (the first time only)."""
+        self.moments.setdefault(instance.instance_id, {}).setdefault(step, time.monotonic())
 
     def _notify(self, instance: Instance, event: str) -> None:
         """An AutoScaling notification, published to the stack's topic."""
@@ -269,6 +279,7 @@ class Fleet:
                     action = self.actions.get(instance.launch_token)
                     if action.status == "completed":
                         instance.state = "in_service"
+                        self._mark(instance, "in_service")
                         self._notify(instance, messages.LAUNCH)
                     elif action.status in {"abandoned", "timed_out"}:
                         # The launch hook's default is ABANDON: the group ends the instance
@@ -287,6 +298,7 @@ class Fleet:
                     if action.status != "pending":
                         # Completed either way, or timed out: the default is CONTINUE.
                         instance.state = "terminated"
+                        self._mark(instance, "terminated")
                         self._notify(instance, messages.TERMINATE)
                         self._end(instance)
 
@@ -309,6 +321,7 @@ class Fleet:
                 self._autoscaling.set_instance_health(
                     InstanceId=instance.instance_id, HealthStatus="Unhealthy"
                 )
+                self._mark(instance, "ec2_check_failed")
 
     def _replace_unhealthy(self) -> None:
         """AutoScaling replaces an in-service instance whose health status is Unhealthy: it
@@ -325,6 +338,7 @@ class Fleet:
                     continue
                 log.warning("%s %s is Unhealthy: replacing it", role, instance.instance_id)
                 self.replaced_unhealthy.append(instance.instance_id)
+                self._mark(instance, "replaced_unhealthy")
                 new = self.replace(instance.instance_id)
                 self.replacements[instance.instance_id] = new.instance_id
                 if self.on_launched is not None:

@@ -19,7 +19,9 @@ no time from the loops being measured:
 
     python -m phoenix_salt.lab.latency_proxy --rtt-ms 10 --control PORT LISTEN:TARGET ...
 
-The control port answers one line: ``stats`` (the counts as JSON) or ``reset``.
+The control port answers one line: ``stats`` (the counts as JSON), ``reset``, ``block``
+(every connection through the proxy is closed and new ones are closed as they arrive: the
+network path to the service is cut) or ``unblock``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ calls: collections.Counter[str] = collections.Counter()
 errors: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
 # response_bytes["dynamodb Query"] = body bytes of every response to that operation
 response_bytes: collections.Counter[str] = collections.Counter()
+# While set, nothing goes through (``block``); the writers of the connections in progress.
+blocked = False
+connections: set[asyncio.StreamWriter] = set()
 
 SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
@@ -183,11 +188,15 @@ async def pipe(
 
 
 async def forward(target: int, delay: float, client_r: Any, client_w: Any) -> None:
+    if blocked:
+        client_w.close()
+        return
     try:
         server_r, server_w = await asyncio.open_connection("127.0.0.1", target)
     except OSError:
         client_w.close()
         return
+    connections.update((client_w, server_w))
     for writer in (client_w, server_w):
         writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     pending: collections.deque[str] = collections.deque()
@@ -204,14 +213,22 @@ async def forward(target: int, delay: float, client_r: Any, client_w: Any) -> No
         if status >= 400:
             errors[name][error_code(body)] += 1
 
-    await asyncio.gather(
-        pipe(client_r, server_w, delay, HttpMessages(on_request)),
-        pipe(server_r, client_w, delay, HttpMessages(on_response)),
-    )
+    try:
+        await asyncio.gather(
+            pipe(client_r, server_w, delay, HttpMessages(on_request)),
+            pipe(server_r, client_w, delay, HttpMessages(on_response)),
+        )
+    finally:
+        connections.difference_update((client_w, server_w))
 
 
 async def control(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    global blocked  # noqa: PLW0603 - the proxy's one switch
     command = (await reader.readline()).decode().strip()
+    if command in {"block", "unblock"}:
+        blocked = command == "block"
+        for connection in list(connections) if blocked else []:
+            connection.close()
     if command == "reset":
         calls.clear()
         errors.clear()
@@ -287,6 +304,13 @@ class LatencyProxy:
 
     def reset(self) -> None:
         self._ask("reset")
+
+    def block(self) -> None:
+        """Cuts the path: open connections are closed, new ones too."""
+        self._ask("block")
+
+    def unblock(self) -> None:
+        self._ask("unblock")
 
     def stop(self) -> None:
         self.process.stop()

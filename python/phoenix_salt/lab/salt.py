@@ -6,6 +6,7 @@ so a minion's failover between them is real.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -15,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
 
 from phoenix_salt import _core
@@ -87,6 +89,34 @@ class _SaltDaemon:
     def running(self) -> bool:
         return self.process.running()
 
+    def _supervise(self) -> None:
+        """Runs the daemon under the lab's service manager (supervise.py), as systemd runs it
+        on an instance: started again when it exits. ``process`` is then the supervisor."""
+        self.process.argv = [
+            str(self.bin_dir / "python"),
+            "-m",
+            "phoenix_salt.lab.supervise",
+            "run",
+            "--pidfile",
+            str(self.root / "supervisor.pid"),
+            "--journal",
+            str(self.journal_path),
+            "--",
+            *self.process.argv,
+        ]
+
+    @property
+    def journal_path(self) -> Path:
+        """The supervisor's journal: one line per start, restart and exit."""
+        return self.root / "supervisor.journal"
+
+    def journal(self) -> list[tuple[float, str]]:
+        """``(time, what)`` for each line of the supervisor's journal (empty if not
+        supervised)."""
+        from phoenix_salt.lab.supervise import journal_entries
+
+        return journal_entries(self.journal_path)
+
     def stop(self) -> None:
         self.process.stop()
 
@@ -111,7 +141,10 @@ class SaltMaster(_SaltDaemon):
         env: Mapping[str, str],
         opts: Mapping[str, Any] | None = None,
         bin_dir: Path | None = None,
+        supervised: bool = False,
     ) -> None:
+        """``supervised``: salt-master runs under the lab's service manager, started again
+        whenever it exits, as the templates' systemd unit runs it (``Restart=always``)."""
         self.interface = interface
         self.publish_port = publish_port
         self.ret_port = ret_port
@@ -132,6 +165,9 @@ class SaltMaster(_SaltDaemon):
             "pillar_roots": {"base": [str(root / "srv" / "pillar")]},
         }
         super().__init__(name, root, env, {**base, **(opts or {})}, bin_dir)
+        self.supervised = supervised
+        if supervised:
+            self._supervise()
 
     @property
     def pki_dir(self) -> Path:
@@ -149,6 +185,35 @@ class SaltMaster(_SaltDaemon):
         return is_listening(self.interface, self.ret_port) and is_listening(
             self.interface, self.publish_port
         )
+
+    def crash(self) -> bool:
+        """salt-master dies (SIGKILL to it and every process it forked) while its instance
+        stays up: under supervision, the service manager starts it again. False when it was
+        not running."""
+        try:
+            top = psutil.Process(self.process.pid)
+            main = top.children()[0] if self.supervised else top
+            tree = [main, *main.children(recursive=True)]
+        except (psutil.NoSuchProcess, IndexError, TypeError):
+            return False
+        for process in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        return True
+
+    def request_workers(self) -> list[psutil.Process]:
+        """The request server's worker processes (Salt titles them ``MWorker-...``): what
+        answers every minion's request, and the heartbeat's ping."""
+        try:
+            tree = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+        workers = []
+        for process in tree:
+            with contextlib.suppress(psutil.Error):
+                if any("MWorker-" in part for part in process.cmdline()):
+                    workers.append(process)
+        return workers
 
     def cli(
         self, tool: str, args: Sequence[str], timeout: float = 120.0
@@ -267,24 +332,7 @@ class SaltMinion(_SaltDaemon):
             merged["phoenix"] = {**phoenix, "beacon": beacon}
         super().__init__(minion_id, root, env, merged, bin_dir)
         if supervised:
-            python = str(self.bin_dir / "python")
-            self.process.argv = [
-                python,
-                "-m",
-                "phoenix_salt.lab.supervise",
-                "run",
-                "--pidfile",
-                str(self.root / "supervisor.pid"),
-                "--journal",
-                str(self.journal_path),
-                "--",
-                *self.process.argv,
-            ]
-
-    @property
-    def journal_path(self) -> Path:
-        """The supervisor's journal: one line per start, restart and exit."""
-        return self.root / "supervisor.journal"
+            self._supervise()
 
     def _restart_command(self, bin_dir: Path | None) -> list[str]:
         python = str((bin_dir or salt_bin_dir()) / "python")
@@ -293,9 +341,7 @@ class SaltMinion(_SaltDaemon):
 
     def restarts(self) -> list[float]:
         """When the supervisor restarted this minion on request (empty if not supervised)."""
-        from phoenix_salt.lab.supervise import journal_entries
-
-        return [at for at, what in journal_entries(self.journal_path) if what == "restart"]
+        return [at for at, what in self.journal() if what == "restart"]
 
     @property
     def drop_in_path(self) -> Path:

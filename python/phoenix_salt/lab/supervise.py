@@ -1,7 +1,8 @@
-"""A service manager for the lab's salt-minions, standing in for systemd.
+"""A service manager for the lab's salt daemons, standing in for systemd.
 
-On an instance, the beacon restarts salt-minion through the service manager; the lab has
-none, so a lab minion can run under this supervisor, and its ``restart_command`` asks the
+On an instance, systemd starts salt-master and salt-minion again when they exit
+(``Restart=always``), and the beacon restarts salt-minion through it; the lab has none, so a
+lab daemon can run under this supervisor, and a minion's ``restart_command`` asks the
 supervisor for the restart, as ``systemctl --no-block restart`` asks systemd:
 
     python -m phoenix_salt.lab.supervise run --pidfile P --journal J -- salt-minion -c DIR
