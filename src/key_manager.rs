@@ -79,7 +79,7 @@ impl KeyManager {
     pub async fn plan(&self, clients: &AwsClients, only: Option<&str>) -> Result<KeyPlan> {
         let (rows, stored) = match only {
             None => {
-                let now = crate::engine::now_ms();
+                let now = crate::clock::now_ms();
                 let mut rows = registry::list(clients, &self.config, Role::Minion, now).await?;
                 rows.extend(registry::list(clients, &self.config, Role::Master, now).await?);
                 (rows, self.store.list()?)
@@ -287,7 +287,7 @@ impl KeyManager {
             fingerprint,
             public_key,
             pinned_by,
-            crate::engine::now_ms(),
+            crate::clock::now_ms(),
         )
         .await
     }

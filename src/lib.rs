@@ -4,6 +4,7 @@
 //! turned on by maturin) exposes them as `phoenix_salt._core`.
 
 pub mod aws;
+pub mod clock;
 pub mod config;
 pub mod dropin;
 pub mod engine;

@@ -12,7 +12,7 @@ use super::access::AwsAccess;
 use super::config::Config;
 use super::convert::to_python;
 use super::wait::wait;
-use crate::engine::now_ms;
+use crate::clock::now_ms;
 use crate::highstate::{self, AttemptOutcome, ClaimMode, Status};
 use crate::lifecycle::Role;
 use crate::registry;

@@ -37,8 +37,8 @@ impl SnsReceiver {
     /// Everything that needs no certificate. Returns {"type", "message_id", "topic_arn",
     /// "cert_url"}; raises MessageError (with `reason`) for a refused message.
     fn check<'py>(&self, py: Python<'py>, body: &str) -> PyResult<Bound<'py, PyAny>> {
-        let checked =
-            sns::check(body, &self.access.config.sns, engine::now_ms()).map_err(Error::from)?;
+        let checked = sns::check(body, &self.access.config.sns, crate::clock::now_ms())
+            .map_err(Error::from)?;
         to_python(
             py,
             &serde_json::json!({
@@ -62,7 +62,7 @@ impl SnsReceiver {
         body: String,
         cert_pem: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let now = engine::now_ms();
+        let now = crate::clock::now_ms();
         let checked = sns::check(&body, &self.access.config.sns, now).map_err(Error::from)?;
         let verified = sns::verify(&checked, cert_pem, now).map_err(Error::from)?;
         let (outcome, events) = if checked.kind == sns::MessageType::Notification {

@@ -88,7 +88,7 @@ pub async fn apply_message(
         ));
     };
 
-    let kept = kept_hook(config, role, &event, super::now_ms());
+    let kept = kept_hook(config, role, &event, crate::clock::now_ms());
     let applied = match registry::apply_event(clients, config, role, &event, kept).await {
         Ok(applied) => applied,
         Err(error) => {

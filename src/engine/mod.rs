@@ -13,7 +13,6 @@ mod lifecycle_action;
 mod queue;
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::future::join_all;
 use serde::Serialize;
@@ -25,6 +24,7 @@ pub use lifecycle_action::{complete, heartbeat as lifecycle_heartbeat, ActionRes
 pub use queue::{QueueMessage, BATCH, LONG_POLL_SECONDS};
 
 use crate::aws::AwsClients;
+use crate::clock::now_ms;
 use crate::config::PhoenixConfig;
 use crate::error::Result;
 use crate::lifecycle::{self, EventKind, InstanceEvent, InstanceId, LifecycleMessage, Role};
@@ -46,13 +46,6 @@ pub struct PollReport {
     /// SQS calls made (receives and deletes).
     pub sqs_calls: usize,
     pub events: Vec<BusEvent>,
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// Receives one batch (long poll of `wait_seconds`), applies its messages concurrently, and

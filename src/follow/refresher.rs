@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use super::spread::point_in;
 use crate::aws::AwsClients;
+use crate::clock::now_ms;
 use crate::config::PhoenixConfig;
-use crate::engine::now_ms;
 use crate::error::Error;
 use crate::registry::{self, LiveMaster};
 

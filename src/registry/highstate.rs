@@ -4,8 +4,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::instances::{is_condition_failed, table_for};
-use super::state::InstanceState;
+use super::instances::{is_condition_failed, not_past_running, table_for, NOT_PAST_RUNNING};
 use super::{CLUSTER_KEY, INSTANCE_KEY};
 use crate::aws::{AwsClients, AwsResultExt};
 use crate::config::PhoenixConfig;
@@ -36,11 +35,9 @@ pub async fn write_highstate(
         .expression_attribute_names("#record", RECORD_ATTRIBUTE)
         .expression_attribute_values(":record", record.to_attribute());
     if require_live {
-        conditions.push("state_rank <= :running".to_owned());
-        request = request.expression_attribute_values(
-            ":running",
-            AttributeValue::N(InstanceState::Running.rank().to_string()),
-        );
+        conditions.push(NOT_PAST_RUNNING.to_owned());
+        let (name, value) = not_past_running();
+        request = request.expression_attribute_values(name, value);
     }
     match expected {
         None => conditions.push("attribute_not_exists(#record)".to_owned()),

@@ -156,6 +156,16 @@ pub(super) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// The condition that a row is launching or running, not on its way out: what every write
+/// that only a live instance's row may take (a heartbeat, a key pin, a first-highstate
+/// record, a replacement claimer) says. Its placeholder and value: [`not_past_running`].
+pub(super) const NOT_PAST_RUNNING: &str = "state_rank <= :running";
+
+/// `(":running", running's rank)`, the value [`NOT_PAST_RUNNING`] refers to.
+pub(super) fn not_past_running() -> (&'static str, AttributeValue) {
+    (":running", n(InstanceState::Running.rank()))
+}
+
 /// Records `event` for an instance of `role`. The state moves only forward; the event's
 /// facts are recorded in every case. Idempotent: applying the same event again changes
 /// nothing.
@@ -354,6 +364,7 @@ pub async fn record_heartbeat(
     address: &str,
     now_ms: i64,
 ) -> Result<bool> {
+    let running = not_past_running();
     let result = clients
         .dynamodb
         .update_item()
@@ -361,10 +372,12 @@ pub async fn record_heartbeat(
         .key(CLUSTER_KEY, s(&config.cluster))
         .key(INSTANCE_KEY, s(instance_id))
         .update_expression("SET heartbeat_ms = :now, address = :address")
-        .condition_expression("attribute_exists(instance_id) AND state_rank <= :running")
+        .condition_expression(format!(
+            "attribute_exists(instance_id) AND {NOT_PAST_RUNNING}"
+        ))
         .expression_attribute_values(":now", n(now_ms))
         .expression_attribute_values(":address", s(address))
-        .expression_attribute_values(":running", n(InstanceState::Running.rank()))
+        .expression_attribute_values(running.0, running.1)
         .send()
         .await
         .aws_context("dynamodb", "UpdateItem");

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 
-use super::instances::{get, is_condition_failed, table_for, InstanceRecord};
-use super::state::InstanceState;
+use super::instances::{
+    get, is_condition_failed, not_past_running, table_for, InstanceRecord, NOT_PAST_RUNNING,
+};
 use super::{CLUSTER_KEY, INSTANCE_KEY};
 use crate::aws::{AwsClients, AwsResultExt};
 use crate::config::PhoenixConfig;
@@ -91,6 +92,7 @@ pub async fn pin_key(
         ),
         ("pinned_by".to_owned(), AttributeValue::S(pinned_by.into())),
     ]));
+    let running = not_past_running();
     let result = clients
         .dynamodb
         .update_item()
@@ -100,13 +102,10 @@ pub async fn pin_key(
         .update_expression(format!("SET {KEY_ATTRIBUTE} = :pin"))
         .condition_expression(format!(
             "attribute_exists({INSTANCE_KEY}) AND attribute_not_exists({KEY_ATTRIBUTE}) \
-             AND state_rank <= :running"
+             AND {NOT_PAST_RUNNING}"
         ))
         .expression_attribute_values(":pin", pin)
-        .expression_attribute_values(
-            ":running",
-            AttributeValue::N(InstanceState::Running.rank().to_string()),
-        )
+        .expression_attribute_values(running.0, running.1)
         .send()
         .await
         .aws_context("dynamodb", "UpdateItem");

@@ -80,7 +80,7 @@ pub async fn read_live_masters(
     let rows = read_master_heartbeats(clients, config).await?;
     Ok(live_masters(
         &rows,
-        crate::engine::now_ms(),
+        crate::clock::now_ms(),
         config.master_stale_after_ms(),
     ))
 }

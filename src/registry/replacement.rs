@@ -13,8 +13,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 use serde::Serialize;
 
-use super::instances::{n, s};
-use super::state::InstanceState;
+use super::instances::{n, not_past_running, s, NOT_PAST_RUNNING};
 use super::{CLUSTER_KEY, INSTANCE_KEY};
 use crate::aws::{AwsClients, AwsResultExt};
 use crate::config::PhoenixConfig;
@@ -95,10 +94,10 @@ pub async fn claim_replacement(
             (INSTANCE_KEY.to_owned(), s(id)),
         ])
     };
-    let running = n(InstanceState::Running.rank());
+    let (running_name, running) = not_past_running();
     let mut values = HashMap::from([
         (":claim".to_owned(), request.claim.to_attribute()),
-        (":running".to_owned(), running.clone()),
+        (running_name.to_owned(), running.clone()),
     ]);
     let mut condition = "state_rank = :running".to_owned();
     match request.target_heartbeat_ms {
@@ -133,8 +132,8 @@ pub async fn claim_replacement(
     let claimer = ConditionCheck::builder()
         .table_name(table)
         .set_key(Some(key(&request.claim.by)))
-        .condition_expression("state_rank <= :running AND heartbeat_ms >= :fresh")
-        .expression_attribute_values(":running", running)
+        .condition_expression(format!("{NOT_PAST_RUNNING} AND heartbeat_ms >= :fresh"))
+        .expression_attribute_values(running_name, running)
         .expression_attribute_values(":fresh", n(request.claimer_fresh_since_ms))
         .build()
         .map_err(|err| Error::Internal(format!("replacement claim: {err}")))?;

@@ -204,7 +204,7 @@ class Demo:
         self.natives: dict[str, SaltMinion] = {}
         # Minions on every master in a failover demo (bench/failover's third kind), by id.
         self.hot_minions: dict[str, SaltMinion] = {}
-        # Masters the demo broke (killed or hung), until AutoScaling replaces them.
+        # Masters the demo broke (killed, hung or crashing), until AutoScaling replaces them.
         self.impaired: dict[str, SaltMaster] = {}
         # When the demo broke each master (time.monotonic(), just before the signal), by
         # instance id: the zero of bench/replacement's timings.
@@ -495,7 +495,7 @@ class Demo:
             own.process.signal_group(signal.SIGKILL)
         self.impaired[instance_id] = master
         try:
-            return self._broken(master, instance_id, how, begun, first_of, own_first)
+            return self._broken(master, instance_id, how, begun, followers, first_of, own_first)
         finally:
             crashing.set()
 
@@ -513,13 +513,14 @@ class Demo:
         instance_id: str,
         how: str,
         begun: float,
+        followers: dict[str, SaltMinion],
         first_of: dict[str, int],
         own_first: int,
     ) -> Report:
         """Waits until the broken ``master`` left the live list and every minion answers,
-        the minions whose first master it was moved, and AutoScaling's replacement serves
-        every minion."""
-        followers = self.followers()
+        the minions whose first master it was (``first_of``: their restarts before the
+        break, among ``followers``) moved, and AutoScaling's replacement serves every
+        minion."""
         session = self._session()
         seen: dict[str, float] = {}
 
