@@ -27,7 +27,7 @@ pub use outcome::{summarize, AttemptOutcome};
 pub use progress::{
     decide_claim, finished, lifecycle_result, plan_sweep, started, ClaimMode, Skip, SweepAction,
 };
-pub use record::{FailedState, HighstateRecord, Status, MAX_FAILED_STATES, RECORD_ATTRIBUTE};
+pub use record::{FailedState, HighstateRecord, Status, MAX_FAILED_STATES};
 
 use crate::aws::AwsClients;
 use crate::config::PhoenixConfig;

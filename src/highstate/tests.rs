@@ -353,35 +353,6 @@ fn a_sweep_times_out_retries_completes_and_keeps_launches_alive() {
     );
 }
 
-#[test]
-fn a_record_survives_the_registry_round_trip() {
-    let mut full = record(Status::Failed, 3);
-    full.finished_ms = Some(99);
-    full.error = Some("no return".into());
-    full.failed_states = vec![FailedState {
-        id: "a".into(),
-        function: "cmd.run".into(),
-        name: "false".into(),
-        comment: "c".into(),
-    }];
-    full.failed_count = 7;
-    full.rerun = true;
-    for record in [
-        full,
-        record(Status::Retrying, 1),
-        record(Status::Running, 2),
-    ] {
-        assert_eq!(
-            HighstateRecord::from_attribute(&record.to_attribute()),
-            Some(record)
-        );
-    }
-    assert_eq!(
-        HighstateRecord::from_attribute(&aws_sdk_dynamodb::types::AttributeValue::S("x".into())),
-        None
-    );
-}
-
 fn any_outcome() -> impl Strategy<Value = AttemptOutcome> {
     prop_oneof![
         Just(AttemptOutcome {

@@ -12,13 +12,14 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use serde::Serialize;
 
+use super::highstate::{record_from_attribute, RECORD_ATTRIBUTE};
 use super::keys::{KeyPin, KEY_ATTRIBUTE};
 use super::state::{event_time_attribute, InstanceState};
 use super::{CLUSTER_KEY, EXPIRES_AT, INSTANCE_KEY};
 use crate::aws::{AwsClients, AwsResultExt};
 use crate::config::PhoenixConfig;
 use crate::error::{Error, Result};
-use crate::highstate::{HighstateRecord, RECORD_ATTRIBUTE};
+use crate::highstate::HighstateRecord;
 use crate::lifecycle::{InstanceEvent, Role};
 
 /// What applying one event did to its row.
@@ -483,7 +484,7 @@ fn record_from_item(role: Role, item: &HashMap<String, AttributeValue>) -> Resul
         // An unreadable record must not hide the row (its key would be left unmanaged);
         // writes of the record stay conditional on what they read, so none overwrites it.
         first_highstate: item.get(RECORD_ATTRIBUTE).and_then(|value| {
-            let record = HighstateRecord::from_attribute(value);
+            let record = record_from_attribute(value);
             if record.is_none() {
                 log::warn!("registry row {instance_id} has an unreadable {RECORD_ATTRIBUTE}");
             }
