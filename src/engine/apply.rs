@@ -6,7 +6,7 @@ use super::lifecycle_action::{self, ActionResult};
 use super::queue::QueueMessage;
 use crate::aws::AwsClients;
 use crate::config::PhoenixConfig;
-use crate::lifecycle::{self, EventKind, InstanceEvent, LifecycleMessage, Role};
+use crate::lifecycle::{self, EventKind, InstanceEvent, LifecycleMessage, MessageError, Role};
 use crate::registry::{self, KeptHook, LaunchHook};
 
 /// What became of one message.
@@ -50,8 +50,25 @@ pub async fn apply_message(
     config: &PhoenixConfig,
     message: &QueueMessage,
 ) -> MessageOutcome {
+    apply_parsed(
+        clients,
+        config,
+        message,
+        lifecycle::parse_message(&message.body),
+    )
+    .await
+}
+
+/// Applies `message`, which parsed as `parsed` (a batch parses each message once, to group
+/// them by instance, and hands that on).
+pub(super) async fn apply_parsed(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+    message: &QueueMessage,
+    parsed: Result<LifecycleMessage, MessageError>,
+) -> MessageOutcome {
     let id = &message.message_id;
-    let event = match lifecycle::parse_message(&message.body) {
+    let event = match parsed {
         Ok(LifecycleMessage::Test { group, delivery }) => {
             log::info!(
                 "message {id}: AutoScaling test notification from group {} ({delivery}); deleting it",

@@ -27,7 +27,9 @@ use crate::aws::AwsClients;
 use crate::clock::now_ms;
 use crate::config::PhoenixConfig;
 use crate::error::Result;
-use crate::lifecycle::{self, EventKind, InstanceEvent, InstanceId, LifecycleMessage, Role};
+use crate::lifecycle::{
+    self, EventKind, InstanceEvent, InstanceId, LifecycleMessage, MessageError, Role,
+};
 use crate::registry::{self, LiveMaster};
 use crate::replacement::Judge;
 
@@ -95,6 +97,9 @@ pub async fn poll_once(
     Ok(report)
 }
 
+/// One message as parsed: what it says, or why it can never apply.
+type ParsedMessage = std::result::Result<LifecycleMessage, MessageError>;
+
 /// Applies a batch: different instances concurrently (ten registry writes take the time of
 /// one), the messages of one instance one after another, in the order received. Two events
 /// of one instance applied at once would race for its row, and the loser's refused write
@@ -104,13 +109,17 @@ async fn apply_batch(
     config: &PhoenixConfig,
     messages: &[QueueMessage],
 ) -> Vec<MessageOutcome> {
-    // Which instance each message is about; a message that does not parse is its own group
-    // (apply_message parses again and rejects it: parsing costs microseconds).
+    // Each message parsed once; which instance each is about (a message that is about no
+    // instance, or does not parse, is a group of its own).
+    let mut parsed: Vec<_> = messages
+        .iter()
+        .map(|message| Some(lifecycle::parse_message(&message.body)))
+        .collect();
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut by_instance: HashMap<String, usize> = HashMap::new();
-    for (at, message) in messages.iter().enumerate() {
-        match lifecycle::parse_message(&message.body) {
-            Ok(LifecycleMessage::Instance(event)) => {
+    for (at, message) in parsed.iter().enumerate() {
+        match message {
+            Some(Ok(LifecycleMessage::Instance(event))) => {
                 let group = *by_instance
                     .entry(event.instance_id.as_str().to_owned())
                     .or_insert_with(|| {
@@ -124,11 +133,24 @@ async fn apply_batch(
             _ => groups.push(vec![at]),
         }
     }
-    let applied = join_all(groups.into_iter().map(|members| async move {
+    // Each group takes its messages' parses with it.
+    let work: Vec<Vec<(usize, ParsedMessage)>> = groups
+        .into_iter()
+        .map(|members| {
+            members
+                .into_iter()
+                .filter_map(|at| Some((at, parsed.get_mut(at)?.take()?)))
+                .collect()
+        })
+        .collect();
+    let applied = join_all(work.into_iter().map(|members| async move {
         let mut outcomes = Vec::with_capacity(members.len());
-        for at in members {
+        for (at, parse) in members {
             if let Some(message) = messages.get(at) {
-                outcomes.push((at, apply_message(clients, config, message).await));
+                outcomes.push((
+                    at,
+                    apply::apply_parsed(clients, config, message, parse).await,
+                ));
             }
         }
         outcomes
