@@ -7,7 +7,7 @@ use super::queue::QueueMessage;
 use crate::aws::AwsClients;
 use crate::config::PhoenixConfig;
 use crate::lifecycle::{self, EventKind, InstanceEvent, LifecycleMessage, MessageError, Role};
-use crate::registry::{self, KeptHook, LaunchHook};
+use crate::registry::{self, KeptHook};
 
 /// What became of one message.
 #[derive(Debug, Clone, PartialEq)]
@@ -192,14 +192,9 @@ async fn complete_if_due(
     if !completion_due(config, role, event) {
         return Ok(());
     }
-    let hook = LaunchHook {
-        hook_name: action.hook_name.clone(),
-        token: action.token.clone(),
-        group: action.group.clone(),
-    };
     let completion = lifecycle_action::complete(
         clients,
-        &hook,
+        action,
         event.instance_id.as_str(),
         ActionResult::Continue,
     )

@@ -2,7 +2,7 @@
 
 use crate::aws::{AwsClients, AwsResultExt};
 use crate::error::{Error, Result};
-use crate::registry::LaunchHook;
+use crate::lifecycle::LifecycleAction;
 
 /// How a lifecycle action ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub enum Completion {
 /// Completes the lifecycle action of `instance_id` held by `hook` with `result`.
 pub async fn complete(
     clients: &AwsClients,
-    hook: &LaunchHook,
+    hook: &LifecycleAction,
     instance_id: &str,
     result: ActionResult,
 ) -> Result<Completion> {
@@ -60,7 +60,7 @@ pub async fn complete(
 /// HeartbeatTimeout. `AlreadyOver` when AutoScaling no longer waits for it.
 pub async fn heartbeat(
     clients: &AwsClients,
-    hook: &LaunchHook,
+    hook: &LifecycleAction,
     instance_id: &str,
 ) -> Result<Completion> {
     let outcome = clients

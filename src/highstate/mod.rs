@@ -33,8 +33,9 @@ use crate::aws::AwsClients;
 use crate::config::PhoenixConfig;
 use crate::engine::{self, ActionResult, BusEvent, Completion};
 use crate::error::Result;
+use crate::lifecycle::LifecycleAction;
 use crate::lifecycle::Role;
-use crate::registry::{self, InstanceRecord, LaunchHook, MasterHeartbeat};
+use crate::registry::{self, InstanceRecord, MasterHeartbeat};
 
 /// An instance's row, looked up by id: minions first, then masters (a master's own minion
 /// has its master's id, and its row is the master's).
@@ -295,7 +296,7 @@ async fn settle_launch(
     config: &PhoenixConfig,
     role: Role,
     instance_id: &str,
-    hook: &LaunchHook,
+    hook: &LifecycleAction,
     result: ActionResult,
 ) -> Result<()> {
     let completion = engine::complete(clients, hook, instance_id, result).await?;

@@ -9,7 +9,8 @@ use super::outcome::AttemptOutcome;
 use super::record::{HighstateRecord, Status};
 use crate::config::HighstateSettings;
 use crate::engine::ActionResult;
-use crate::registry::{InstanceRecord, LaunchHook};
+use crate::lifecycle::LifecycleAction;
+use crate::registry::InstanceRecord;
 
 /// Why an attempt is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -178,13 +179,13 @@ pub enum SweepAction {
     /// The first highstate is done and the launch still waits: complete it.
     Complete {
         instance_id: String,
-        hook: LaunchHook,
+        hook: LifecycleAction,
         result: ActionResult,
     },
     /// The launch waits for an attempt that runs or is due: keep its hook alive.
     Heartbeat {
         instance_id: String,
-        hook: LaunchHook,
+        hook: LifecycleAction,
     },
 }
 

@@ -5,7 +5,8 @@ use serde_json::json;
 
 use super::*;
 use crate::config::{HighstateSettings, PhoenixConfig};
-use crate::registry::{InstanceState, LaunchHook};
+use crate::lifecycle::LifecycleAction;
+use crate::registry::InstanceState;
 
 fn settings() -> HighstateSettings {
     PhoenixConfig::from_json(r#"{"cluster": "t", "highstate": {"attempts": 3, "retry_delay": 10, "retry_max_delay": 15, "timeout": 60}}"#)
@@ -261,7 +262,7 @@ fn row(
         launch_ms: None,
         heartbeat_ms: None,
         expires_at: None,
-        launch_hook: hook.then(|| LaunchHook {
+        launch_hook: hook.then(|| LifecycleAction {
             hook_name: "h".into(),
             token: format!("t-{id}"),
             group: "g".into(),

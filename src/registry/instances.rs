@@ -20,7 +20,7 @@ use crate::aws::{AwsClients, AwsResultExt};
 use crate::config::PhoenixConfig;
 use crate::error::{Error, Result};
 use crate::highstate::HighstateRecord;
-use crate::lifecycle::{InstanceEvent, Role};
+use crate::lifecycle::{InstanceEvent, LifecycleAction, Role};
 
 /// What applying one event did to its row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -47,7 +47,7 @@ pub struct InstanceRecord {
     pub heartbeat_ms: Option<i64>,
     pub expires_at: Option<i64>,
     /// The launch lifecycle action still open for this instance, when one is.
-    pub launch_hook: Option<LaunchHook>,
+    pub launch_hook: Option<LifecycleAction>,
     /// A terminating master's lifecycle action, completed once its minions had time to
     /// leave it.
     pub retire_hook: Option<RetireHook>,
@@ -57,38 +57,30 @@ pub struct InstanceRecord {
     pub first_highstate: Option<HighstateRecord>,
 }
 
-/// An AutoScaling lifecycle action kept in a row for whoever completes it later.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LaunchHook {
-    pub hook_name: String,
-    pub token: String,
-    pub group: String,
+/// A lifecycle action kept in a row for whoever completes it later, as a map.
+fn action_to_map(action: &LifecycleAction) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("hook_name".to_owned(), s(&action.hook_name)),
+        ("token".to_owned(), s(&action.token)),
+        ("group".to_owned(), s(&action.group)),
+    ])
 }
 
-impl LaunchHook {
-    fn to_map(&self) -> HashMap<String, AttributeValue> {
-        HashMap::from([
-            ("hook_name".to_owned(), s(&self.hook_name)),
-            ("token".to_owned(), s(&self.token)),
-            ("group".to_owned(), s(&self.group)),
-        ])
-    }
-
-    pub(crate) fn from_attribute(value: &AttributeValue) -> Option<Self> {
-        let map = value.as_m().ok()?;
-        let field = |name: &str| map.get(name).and_then(|v| v.as_s().ok()).cloned();
-        Some(LaunchHook {
-            hook_name: field("hook_name")?,
-            token: field("token")?,
-            group: field("group")?,
-        })
-    }
+/// The lifecycle action a row keeps (`launch_hook`, or the action in `retire_hook`).
+pub(crate) fn action_from_attribute(value: &AttributeValue) -> Option<LifecycleAction> {
+    let map = value.as_m().ok()?;
+    let field = |name: &str| map.get(name).and_then(|v| v.as_s().ok()).cloned();
+    Some(LifecycleAction {
+        hook_name: field("hook_name")?,
+        token: field("token")?,
+        group: field("group")?,
+    })
 }
 
 /// A terminating master's TERMINATING lifecycle action, due for completion at `due_ms`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RetireHook {
-    pub hook: LaunchHook,
+    pub hook: LifecycleAction,
     pub due_ms: i64,
 }
 
@@ -103,7 +95,7 @@ impl RetireHook {
             .parse()
             .ok()?;
         Some(RetireHook {
-            hook: LaunchHook::from_attribute(value)?,
+            hook: action_from_attribute(value)?,
             due_ms,
         })
     }
@@ -207,12 +199,7 @@ pub async fn apply_event(
         _ => None,
     };
     if let Some((kept, action)) = hook {
-        let mut map = LaunchHook {
-            hook_name: action.hook_name.clone(),
-            token: action.token.clone(),
-            group: action.group.clone(),
-        }
-        .to_map();
+        let mut map = action_to_map(action);
         if let KeptHook::Retire { due_ms } = kept {
             map.insert("due_ms".to_owned(), n(due_ms));
         }
@@ -466,7 +453,7 @@ fn record_from_item(role: Role, item: &HashMap<String, AttributeValue>) -> Resul
         .as_deref()
         .and_then(InstanceState::parse)
         .ok_or_else(|| Error::Internal(format!("registry row {instance_id} has no valid state")))?;
-    let launch_hook = item.get(LAUNCH_HOOK).and_then(LaunchHook::from_attribute);
+    let launch_hook = item.get(LAUNCH_HOOK).and_then(action_from_attribute);
     let retire_hook = item.get(RETIRE_HOOK).and_then(RetireHook::from_attribute);
     Ok(InstanceRecord {
         role,

@@ -12,7 +12,7 @@ mod tables;
 pub use highstate::write_highstate;
 pub use instances::{
     apply_event, clear_launch_hook, clear_retire_hook, get, list, record_heartbeat, table_for,
-    Applied, InstanceRecord, KeptHook, LaunchHook, RetireHook,
+    Applied, InstanceRecord, KeptHook, RetireHook,
 };
 pub use keys::{pin_key, registry_minion, KeyPin, PinOutcome, KEY_ATTRIBUTE};
 pub use masters::{
