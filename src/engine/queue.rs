@@ -2,8 +2,8 @@
 //! deletes that report each entry's outcome.
 
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageSystemAttributeName,
+    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName,
 };
 
 use crate::aws::{AwsClients, AwsResultExt};
@@ -70,15 +70,23 @@ pub struct BatchOutcome {
 }
 
 impl BatchOutcome {
-    fn take(&mut self, chunk: &[&QueueMessage], ok: Vec<String>, failed: Vec<(String, String)>) {
+    /// Takes one batch call's answer: the entry ids it carried out and the entries it
+    /// refused (an entry's id is its position in `chunk`).
+    fn take(
+        &mut self,
+        chunk: &[&QueueMessage],
+        done: impl IntoIterator<Item = String>,
+        failed: Vec<BatchResultErrorEntry>,
+    ) {
         let message = |id: &str| id.parse::<usize>().ok().and_then(|i| chunk.get(i));
-        for id in ok {
+        for id in done {
             if let Some(message) = message(&id) {
                 self.done.push(message.message_id.clone());
             }
         }
-        for (id, why) in failed {
-            if let Some(message) = message(&id) {
+        for entry in failed {
+            if let Some(message) = message(&entry.id) {
+                let why = format!("{}: {}", entry.code, entry.message.unwrap_or_default());
                 self.failed.push((message.message_id.clone(), why));
             }
         }
@@ -118,19 +126,8 @@ pub async fn postpone(
         let messages: Vec<&QueueMessage> = chunk.iter().map(|(message, _)| *message).collect();
         outcome.take(
             &messages,
-            output
-                .successful
-                .into_iter()
-                .map(|entry| entry.id)
-                .collect(),
-            output
-                .failed
-                .into_iter()
-                .map(|entry| {
-                    let why = format!("{}: {}", entry.code, entry.message.unwrap_or_default());
-                    (entry.id, why)
-                })
-                .collect(),
+            output.successful.into_iter().map(|entry| entry.id),
+            output.failed,
         );
     }
     Ok(outcome)
@@ -167,19 +164,8 @@ pub async fn delete(
             .aws_context("sqs", "DeleteMessageBatch")?;
         outcome.take(
             chunk,
-            output
-                .successful
-                .into_iter()
-                .map(|entry| entry.id)
-                .collect(),
-            output
-                .failed
-                .into_iter()
-                .map(|entry| {
-                    let why = format!("{}: {}", entry.code, entry.message.unwrap_or_default());
-                    (entry.id, why)
-                })
-                .collect(),
+            output.successful.into_iter().map(|entry| entry.id),
+            output.failed,
         );
     }
     Ok(outcome)
