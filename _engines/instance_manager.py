@@ -361,8 +361,8 @@ def _poll_loop(engine, stopping):
         _fire(bus, report["events"])
         if report["received"]:
             log.debug(
-                "phoenix: %(received)d received, %(deleted)d deleted, %(retry)d to retry, "
-                "%(rejected)d rejected",
+                "phoenix: %(received)d received, %(deleted)d deleted, %(retry)d to retry "
+                "(%(postponed)d postponed), %(rejected)d rejected",
                 report,
             )
 

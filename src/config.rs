@@ -66,6 +66,8 @@ pub struct PhoenixConfig {
     pub sns: crate::sns::SnsSettings,
     /// When the live masters report a silent peer to AutoScaling.
     pub replacement: crate::replacement::ReplacementSettings,
+    /// When a lifecycle message that failed on a passing error is tried again.
+    pub retry: crate::engine::RetrySettings,
 }
 
 /// The first highstate's knobs (`phoenix.highstate`).
@@ -211,6 +213,8 @@ struct RawConfig {
     sns: crate::sns::settings::RawSnsSettings,
     #[serde(default)]
     replacement: crate::replacement::settings::RawReplacementSettings,
+    #[serde(default)]
+    retry: crate::engine::RawRetrySettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -477,6 +481,7 @@ impl RawConfig {
             highstate: self.highstate.validate()?,
             sns: self.sns.validate()?,
             replacement: self.replacement.validate(master_stale_after)?,
+            retry: self.retry.validate()?,
         })
     }
 }

@@ -11,6 +11,7 @@ mod events;
 mod identity;
 mod lifecycle_action;
 mod queue;
+mod retry;
 
 use std::collections::HashMap;
 
@@ -22,6 +23,8 @@ pub use events::{masters_changed, BusEvent};
 pub use identity::{resolve_identity, MasterIdentity};
 pub use lifecycle_action::{complete, heartbeat as lifecycle_heartbeat, ActionResult, Completion};
 pub use queue::{QueueMessage, BATCH, LONG_POLL_SECONDS};
+pub(crate) use retry::RawRetrySettings;
+pub use retry::RetrySettings;
 
 use crate::aws::AwsClients;
 use crate::clock::now_ms;
@@ -43,9 +46,12 @@ pub struct PollReport {
     pub delete_failed: usize,
     /// Not applied because of a passing failure: left for redelivery.
     pub retry: usize,
+    /// Of those, hidden for their retry delay (`phoenix.retry`); the others come back after
+    /// the queue's visibility timeout.
+    pub postponed: usize,
     /// Can never apply: left for the dead-letter queue.
     pub rejected: usize,
-    /// SQS calls made (receives and deletes).
+    /// SQS calls made (receives, deletes and visibility changes).
     pub sqs_calls: usize,
     pub events: Vec<BusEvent>,
 }
@@ -69,6 +75,7 @@ pub async fn poll_once(
     }
     let outcomes = apply_batch(clients, config, &messages).await;
     let mut done = Vec::new();
+    let mut again = Vec::new();
     for (message, outcome) in messages.iter().zip(outcomes) {
         match outcome {
             MessageOutcome::Done(events) => {
@@ -78,6 +85,10 @@ pub async fn poll_once(
             MessageOutcome::Retry(events) => {
                 report.retry += 1;
                 report.events.extend(events);
+                let delay = config
+                    .retry
+                    .delay_seconds(&message.message_id, message.receive_count);
+                again.push((message, delay));
             }
             MessageOutcome::Rejected(event) => {
                 report.rejected += 1;
@@ -91,8 +102,34 @@ pub async fn poll_once(
         for (message_id, why) in &deleted.failed {
             log::warn!("message {message_id} was applied but not deleted ({why}); it will come back and change nothing");
         }
-        report.deleted = deleted.deleted.len();
+        report.deleted = deleted.done.len();
         report.delete_failed = deleted.failed.len();
+    }
+    if !again.is_empty() {
+        report.sqs_calls += again.len().div_ceil(BATCH);
+        // Not postponing loses nothing: the message comes back after the queue's
+        // visibility timeout instead.
+        match queue::postpone(clients, queue_url, &again).await {
+            Ok(postponed) => {
+                for (message_id, why) in &postponed.failed {
+                    log::warn!("message {message_id}: its retry could not be postponed ({why}); it comes back after the queue's visibility timeout");
+                }
+                for (message, delay) in &again {
+                    if postponed.done.contains(&message.message_id) {
+                        log::info!(
+                            "message {}: received {} times, tried again in {delay} s",
+                            message.message_id,
+                            message.receive_count
+                        );
+                    }
+                }
+                report.postponed = postponed.done.len();
+            }
+            Err(err) => log::warn!(
+                "postponing {} message(s) to retry failed ({err}); they come back after the queue's visibility timeout",
+                again.len()
+            ),
+        }
     }
     Ok(report)
 }

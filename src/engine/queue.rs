@@ -1,7 +1,10 @@
 //! The SQS queue the lifecycle hooks and notifications feed: long-poll receives and batch
 //! deletes that report each entry's outcome.
 
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{
+    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName,
+};
 
 use crate::aws::{AwsClients, AwsResultExt};
 use crate::error::{Error, Result};
@@ -57,12 +60,77 @@ pub async fn receive(
         .collect())
 }
 
-/// What a batch delete did, entry by entry.
+/// What a batch call (delete, postpone) did, entry by entry.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct DeleteOutcome {
-    pub deleted: Vec<String>,
-    /// (message id, why): left in the queue, to come back after its visibility timeout.
+pub struct BatchOutcome {
+    /// Message ids the call took.
+    pub done: Vec<String>,
+    /// (message id, why) for the entries it refused.
     pub failed: Vec<(String, String)>,
+}
+
+impl BatchOutcome {
+    /// Takes one batch call's answer: the entry ids it carried out and the entries it
+    /// refused (an entry's id is its position in `chunk`).
+    fn take(
+        &mut self,
+        chunk: &[&QueueMessage],
+        done: impl IntoIterator<Item = String>,
+        failed: Vec<BatchResultErrorEntry>,
+    ) {
+        let message = |id: &str| id.parse::<usize>().ok().and_then(|i| chunk.get(i));
+        for id in done {
+            if let Some(message) = message(&id) {
+                self.done.push(message.message_id.clone());
+            }
+        }
+        for entry in failed {
+            if let Some(message) = message(&entry.id) {
+                let why = format!("{}: {}", entry.code, entry.message.unwrap_or_default());
+                self.failed.push((message.message_id.clone(), why));
+            }
+        }
+    }
+}
+
+/// Hides each message for its delay in seconds (ChangeMessageVisibility, in batches of
+/// ten), so that a message that failed for a passing reason comes back later, not sooner
+/// (`retry.rs`). An entry refused here comes back after the queue's visibility timeout.
+pub async fn postpone(
+    clients: &AwsClients,
+    queue_url: &str,
+    messages: &[(&QueueMessage, i32)],
+) -> Result<BatchOutcome> {
+    let mut outcome = BatchOutcome::default();
+    for chunk in messages.chunks(BATCH) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (message, delay))| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&message.receipt_handle)
+                    .visibility_timeout(*delay)
+                    .build()
+                    .map_err(|err| Error::Internal(format!("building a visibility entry: {err}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let output = clients
+            .sqs
+            .change_message_visibility_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .aws_context("sqs", "ChangeMessageVisibilityBatch")?;
+        let messages: Vec<&QueueMessage> = chunk.iter().map(|(message, _)| *message).collect();
+        outcome.take(
+            &messages,
+            output.successful.into_iter().map(|entry| entry.id),
+            output.failed,
+        );
+    }
+    Ok(outcome)
 }
 
 /// Deletes `messages` in batches of ten, checking every entry: a batch call can succeed
@@ -71,8 +139,8 @@ pub async fn delete(
     clients: &AwsClients,
     queue_url: &str,
     messages: &[&QueueMessage],
-) -> Result<DeleteOutcome> {
-    let mut outcome = DeleteOutcome::default();
+) -> Result<BatchOutcome> {
+    let mut outcome = BatchOutcome::default();
     for chunk in messages.chunks(BATCH) {
         // Entry ids only need to be unique in the batch: the position is.
         let entries = chunk
@@ -94,17 +162,11 @@ pub async fn delete(
             .send()
             .await
             .aws_context("sqs", "DeleteMessageBatch")?;
-        for entry in output.successful {
-            if let Some(message) = entry.id.parse::<usize>().ok().and_then(|i| chunk.get(i)) {
-                outcome.deleted.push(message.message_id.clone());
-            }
-        }
-        for entry in output.failed {
-            if let Some(message) = entry.id.parse::<usize>().ok().and_then(|i| chunk.get(i)) {
-                let why = format!("{}: {}", entry.code, entry.message.unwrap_or_default());
-                outcome.failed.push((message.message_id.clone(), why));
-            }
-        }
+        outcome.take(
+            chunk,
+            output.successful.into_iter().map(|entry| entry.id),
+            output.failed,
+        );
     }
     Ok(outcome)
 }

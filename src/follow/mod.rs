@@ -27,6 +27,7 @@ pub use decide::{
     CheckOutcome, FollowEvent, Follower, RestartOrder, RestartReason, Running, Timing,
 };
 pub use refresher::{Snapshot, SnapshotSlot};
+pub use spread::point_in;
 
 use crate::ordering::order_masters_by;
 use crate::registry::LiveMaster;

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +19,10 @@ from phoenix_salt import _core
 from phoenix_salt.lab import messages
 from phoenix_salt.lab.cluster import Cluster, master_instance_id, minion_instance_id
 from phoenix_salt.lab.emulator import Emulator
+from phoenix_salt.lab.latency_proxy import LatencyProxy
 from phoenix_salt.lab.lifecycle_actions import LifecycleActions
 from phoenix_salt.lab.processes import wait_for
-from phoenix_salt.lab.stack import Stack, provision
+from phoenix_salt.lab.stack import Stack, client, provision
 
 pytestmark = pytest.mark.integration
 
@@ -228,3 +230,60 @@ def test_the_engine_outlives_an_emulator_outage_and_loses_nothing(
         "the engine's warning about the outage",
     )
     assert cluster.masters[0].process.running()
+
+
+def test_a_message_that_failed_for_a_passing_reason_is_hidden_for_its_retry_delay(
+    aws: Emulator, stack: Stack, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DynamoDB is cut (the engine's calls to it go through a proxy): the launch is not
+    applied, and instead of coming back after the queue's visibility timeout (10 s here) it
+    is hidden for phoenix.retry's delay (30 s, at least 22.5 s with the jitter). Once
+    DynamoDB is back and the delay is over, it is applied, and nothing was dead-lettered."""
+    proxy = LatencyProxy([aws.port], 0, workdir)
+    proxy.start()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy.url(aws.port))
+        block = stack.phoenix_block(
+            minion_groups=[MINIONS_GROUP],
+            retry={"first_delay": 30, "max_delay": 600},
+            aws={"max_attempts": 1},
+        )
+        engine = _core.Engine(_core.Config.from_json(json.dumps(block)))
+        instance = minion_instance_id(7)
+        proxy.block()
+        stack.send(
+            aws,
+            messages.sns_envelope(
+                messages.asg_notification(
+                    messages.LAUNCH, instance, MINIONS_GROUP, messages.aws_time()
+                )
+            ),
+        )
+        report = engine.poll(wait_seconds=10)
+        assert (report["received"], report["retry"], report["postponed"]) == (1, 1, 1), report
+
+        # Hidden for its delay, far past the queue's own 10 s: nobody receives it meanwhile.
+        sqs = client(aws, "sqs")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            assert engine.poll(wait_seconds=2)["received"] == 0
+        hidden = sqs.get_queue_attributes(
+            QueueUrl=stack.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        assert (
+            hidden["ApproximateNumberOfMessages"],
+            hidden["ApproximateNumberOfMessagesNotVisible"],
+        ) == ("0", "1")
+
+        proxy.unblock()
+        session = _core.Session(_core.Config.from_json(json.dumps(stack.phoenix_block())))
+        wait_for(
+            lambda: engine.poll(wait_seconds=5)["deleted"] == 1,
+            120,
+            "the launch to come back after its retry delay and be applied",
+        )
+        assert session.get_instance("minion", instance)["state"] == "running"
+        assert stack.queue_depth(aws, dead_letters=True) == 0
+    finally:
+        proxy.stop()

@@ -17,6 +17,9 @@ from phoenix_salt.lab.emulator import REGION, Emulator
 # visibility timeout, and after this many receives it moves to the dead-letter queue.
 MAX_RECEIVE_COUNT = 5
 DEPLOY_TIMEOUT_SECONDS = 60
+# phoenix.retry on the lab's timings: a message that failed is hidden 2 s, doubling to 10 s
+# (the defaults, 30 s to 1 h, are for AWS outages of hours).
+LAB_RETRY = {"first_delay": 2, "max_delay": 10}
 
 
 def data_template() -> str:
@@ -33,8 +36,15 @@ class Stack:
     outputs: Mapping[str, str] = field(default_factory=dict)
 
     def phoenix_block(self, **extra: Any) -> dict[str, Any]:
-        """The ``phoenix:`` block that points at this stack."""
-        return {"cluster": self.cluster, "region": REGION, "queue_url": self.queue_url, **extra}
+        """The ``phoenix:`` block that points at this stack. A message that failed comes
+        back within seconds (``retry``), as the lab's short visibility timeout has it."""
+        return {
+            "cluster": self.cluster,
+            "region": REGION,
+            "queue_url": self.queue_url,
+            "retry": LAB_RETRY,
+            **extra,
+        }
 
     def send(self, emulator: Emulator, body: Mapping[str, Any] | str) -> None:
         """Puts one message (a dict as JSON, or a raw body) into the events queue."""
