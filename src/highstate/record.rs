@@ -89,3 +89,27 @@ pub struct HighstateRecord {
 
 /// The most failed states a record lists; `failed_count` has them all.
 pub const MAX_FAILED_STATES: usize = 10;
+
+#[cfg(test)]
+impl HighstateRecord {
+    /// A record for tests: attempt `attempt` of master a001's job, in `status` (a retry due
+    /// at 20 s when it is `Retrying`).
+    pub(crate) fn sample(status: Status, attempt: u32) -> Self {
+        Self {
+            status,
+            attempt,
+            master: "i-0000000000000a001".into(),
+            jid: "20261122000000000001".into(),
+            started_ms: 1_000,
+            deadline_ms: 61_000,
+            finished_ms: None,
+            next_attempt_ms: (status == Status::Retrying).then_some(20_000),
+            states: 0,
+            changed: 0,
+            failed_count: 0,
+            failed_states: Vec::new(),
+            error: None,
+            rerun: false,
+        }
+    }
+}

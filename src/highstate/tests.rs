@@ -112,22 +112,7 @@ fn long_comments_are_cut_at_a_character_boundary() {
 }
 
 fn record(status: Status, attempt: u32) -> HighstateRecord {
-    HighstateRecord {
-        status,
-        attempt,
-        master: "i-0000000000000a001".into(),
-        jid: "20261122000000000001".into(),
-        started_ms: 1_000,
-        deadline_ms: 61_000,
-        finished_ms: None,
-        next_attempt_ms: (status == Status::Retrying).then_some(20_000),
-        states: 0,
-        changed: 0,
-        failed_count: 0,
-        failed_states: Vec::new(),
-        error: None,
-        rerun: false,
-    }
+    HighstateRecord::sample(status, attempt)
 }
 
 #[test]

@@ -187,28 +187,9 @@ pub(super) fn record_from_attribute(value: &AttributeValue) -> Option<HighstateR
 mod tests {
     use super::*;
 
-    fn record(status: Status, attempt: u32) -> HighstateRecord {
-        HighstateRecord {
-            status,
-            attempt,
-            master: "i-0000000000000a001".into(),
-            jid: "20261122000000000001".into(),
-            started_ms: 1_000,
-            deadline_ms: 61_000,
-            finished_ms: None,
-            next_attempt_ms: (status == Status::Retrying).then_some(20_000),
-            states: 0,
-            changed: 0,
-            failed_count: 0,
-            failed_states: Vec::new(),
-            error: None,
-            rerun: false,
-        }
-    }
-
     #[test]
     fn a_record_survives_the_round_trip_through_its_attribute() {
-        let mut full = record(Status::Failed, 3);
+        let mut full = HighstateRecord::sample(Status::Failed, 3);
         full.finished_ms = Some(99);
         full.error = Some("no return".into());
         full.failed_states = vec![FailedState {
@@ -221,8 +202,8 @@ mod tests {
         full.rerun = true;
         for record in [
             full,
-            record(Status::Retrying, 1),
-            record(Status::Running, 2),
+            HighstateRecord::sample(Status::Retrying, 1),
+            HighstateRecord::sample(Status::Running, 2),
         ] {
             assert_eq!(
                 record_from_attribute(&record_to_attribute(&record)),
