@@ -3,11 +3,14 @@
 //! Parsing is strict: an unknown key is an error (a typo must not silently fall back to a
 //! default), and every error names the dotted key an operator has to fix.
 
+use std::collections::BTreeMap;
+use std::io::Read as _;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::dropin::DropInSettings;
+use crate::enrolment::{is_region_name, IdentityCertificate, Serves};
 use crate::error::{Error, Result};
 
 /// The validated configuration, with every default filled in.
@@ -117,11 +120,27 @@ pub struct KeySettings {
     /// Accept a key only when AutoScaling's DescribeAutoScalingInstances says the instance is
     /// in a configured group and not leaving it.
     pub verify_autoscaling: bool,
+    /// Certificates whose keys verify instance identity documents, besides AWS's own that
+    /// Phoenix bundles: a mapping of region to PEM text or to the absolute path of a PEM file
+    /// (one certificate or several), read when the configuration is. For a region whose
+    /// documents AWS signs with a certificate of its own that Phoenix does not bundle (such
+    /// as ap-southeast-3), a certificate AWS publishes later, or a lab's own signer. Each
+    /// serves the region it is listed under, beside AWS's certificate for that region.
+    pub identity_certificates: Vec<IdentityCertificate>,
+    /// Seconds after an instance's launch (its identity document's pendingTime) during which
+    /// a claim for it is accepted: long enough for a slow first boot, short enough that a
+    /// document read later no longer enrols anything.
+    pub enrolment_window: f64,
 }
 
 impl KeySettings {
     pub fn reconcile_interval(&self) -> Duration {
         Duration::from_secs_f64(self.reconcile_interval)
+    }
+
+    /// `enrolment_window` in milliseconds, as identity documents' times are compared.
+    pub fn enrolment_window_ms(&self) -> i64 {
+        (self.enrolment_window * 1000.0) as i64
     }
 }
 
@@ -246,6 +265,8 @@ struct RawKeySettings {
     unmanaged: Option<Vec<String>>,
     require_group: Option<bool>,
     verify_autoscaling: Option<bool>,
+    identity_certificates: Option<BTreeMap<String, String>>,
+    enrolment_window: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -280,6 +301,7 @@ pub mod defaults {
     pub const HIGHSTATE_TIMEOUT: f64 = 3600.0;
     pub const HIGHSTATE_CHECK_INTERVAL: f64 = 30.0;
     pub const LIFECYCLE_HEARTBEAT_INTERVAL: f64 = 300.0;
+    pub const ENROLMENT_WINDOW: f64 = 900.0;
 }
 
 impl PhoenixConfig {
@@ -560,13 +582,80 @@ impl RawKeySettings {
                 ));
             }
         }
+        let enrolment_window = self.enrolment_window.unwrap_or(defaults::ENROLMENT_WINDOW);
+        check_range(
+            "phoenix.keys.enrolment_window",
+            enrolment_window,
+            60.0,
+            86400.0,
+        )?;
         Ok(KeySettings {
             reconcile_interval,
             unmanaged,
             require_group: self.require_group.unwrap_or(false),
             verify_autoscaling: self.verify_autoscaling.unwrap_or(false),
+            identity_certificates: identity_certificates(
+                self.identity_certificates.unwrap_or_default(),
+            )?,
+            enrolment_window,
         })
     }
+}
+
+/// The largest certificate file read for `phoenix.keys.identity_certificates`; AWS's are
+/// about 1 KiB each.
+const MAX_CERTIFICATE_FILE_BYTES: u64 = 256 * 1024;
+
+/// `phoenix.keys.identity_certificates`, each region's entry read and parsed now, so that a
+/// missing file or a bad certificate stops the component at start with the key to fix, not
+/// at the first claim.
+fn identity_certificates(configured: BTreeMap<String, String>) -> Result<Vec<IdentityCertificate>> {
+    let mut certificates = Vec::new();
+    for (region, value) in configured {
+        if !is_region_name(&region) {
+            return Err(Error::config(
+                "phoenix.keys.identity_certificates",
+                format!("{region:?} is not an AWS region name (like ap-southeast-3)"),
+            ));
+        }
+        let key = format!("phoenix.keys.identity_certificates.{region}");
+        let (pem, name) = if value.trim_start().starts_with("-----BEGIN") {
+            (value, key.clone())
+        } else if value.starts_with('/') {
+            (read_certificate_file(&key, &value)?, value)
+        } else {
+            return Err(Error::config(
+                key,
+                "must be PEM text (-----BEGIN CERTIFICATE-----...) or the absolute path of a \
+                 PEM file",
+            ));
+        };
+        let parsed = IdentityCertificate::parse_pem(&pem, &name, Serves::Region(region))
+            .map_err(|reason| Error::config(&key, reason))?;
+        certificates.extend(parsed);
+    }
+    Ok(certificates)
+}
+
+fn read_certificate_file(key: &str, path: &str) -> Result<String> {
+    let unreadable = |err: std::io::Error| Error::config(key, format!("cannot read {path}: {err}"));
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            file.take(MAX_CERTIFICATE_FILE_BYTES + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_CERTIFICATE_FILE_BYTES {
+        return Err(Error::config(
+            key,
+            format!(
+                "{path} is larger than {MAX_CERTIFICATE_FILE_BYTES} bytes: not a certificate file"
+            ),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| Error::config(key, format!("{path} is not text: not a PEM file")))
 }
 
 impl RawBeaconSettings {
@@ -701,14 +790,7 @@ fn check_cluster_name(name: &str) -> Result<()> {
 }
 
 fn check_region(region: &str) -> Result<()> {
-    // e.g. us-east-1, eu-central-2, us-gov-west-1, cn-north-1
-    let parts: Vec<&str> = region.split('-').collect();
-    let valid = parts.len() >= 3
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts[parts.len() - 1].parse::<u8>().is_ok();
-    if valid {
+    if is_region_name(region) {
         Ok(())
     } else {
         Err(Error::config(
@@ -872,6 +954,93 @@ mod tests {
         .unwrap();
         assert_eq!(config.keys.unmanaged, vec!["bastion"]);
         assert!(config.keys.require_group);
+    }
+
+    #[test]
+    fn identity_certificates_are_read_from_text_or_file_and_checked() {
+        const CERT: &str = include_str!("enrolment/fixtures/identity-cert.pem");
+        let with = |entries: serde_json::Value| {
+            PhoenixConfig::from_json(
+                &serde_json::json!({"cluster": "p", "keys": {"identity_certificates": entries}})
+                    .to_string(),
+            )
+        };
+        let config = PhoenixConfig::from_json(r#"{"cluster": "p"}"#).unwrap();
+        assert!(config.keys.identity_certificates.is_empty());
+        assert_eq!(config.keys.enrolment_window, defaults::ENROLMENT_WINDOW);
+        assert_eq!(config.keys.enrolment_window_ms(), 900_000);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("jakarta.pem");
+        std::fs::write(&file, format!("{CERT}{CERT}")).unwrap();
+        let path = file.to_str().unwrap();
+        let config = with(serde_json::json!({"us-east-1": CERT, "ap-southeast-3": path})).unwrap();
+        let read: Vec<_> = config
+            .keys
+            .identity_certificates
+            .iter()
+            .map(|c| (c.name.clone(), c.serves.clone()))
+            .collect();
+        let jakarta = Serves::Region("ap-southeast-3".into());
+        assert_eq!(
+            read,
+            [
+                (format!("{path} #1"), jakarta.clone()),
+                (format!("{path} #2"), jakarta),
+                (
+                    "phoenix.keys.identity_certificates.us-east-1".to_owned(),
+                    Serves::Region("us-east-1".into())
+                ),
+            ]
+        );
+
+        let ec = include_str!("enrolment/fixtures/ec-cert.pem");
+        let missing = dir.path().join("missing.pem");
+        let not_text = dir.path().join("binary.pem");
+        std::fs::write(&not_text, [0xff, 0xfe, 0x00]).unwrap();
+        for (entries, key) in [
+            (
+                serde_json::json!({"us-east-1": "jakarta.pem"}),
+                "phoenix.keys.identity_certificates.us-east-1",
+            ),
+            (
+                serde_json::json!({"us-east-1": missing.to_str().unwrap()}),
+                "phoenix.keys.identity_certificates.us-east-1",
+            ),
+            (
+                serde_json::json!({"us-east-1": not_text.to_str().unwrap()}),
+                "phoenix.keys.identity_certificates.us-east-1",
+            ),
+            (
+                serde_json::json!({"eu-west-1": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}),
+                "phoenix.keys.identity_certificates.eu-west-1",
+            ),
+            (
+                serde_json::json!({"eu-west-1": ec}),
+                "phoenix.keys.identity_certificates.eu-west-1",
+            ),
+            (
+                serde_json::json!({"Jakarta": CERT}),
+                "phoenix.keys.identity_certificates",
+            ),
+            (
+                serde_json::json!({"eu-west-1": 7}),
+                "phoenix.keys.identity_certificates.eu-west-1",
+            ),
+            (
+                serde_json::json!([CERT]),
+                "phoenix.keys.identity_certificates",
+            ),
+        ] {
+            match with(entries.clone()) {
+                Err(Error::Config { key: got, .. }) => assert_eq!(got, key, "{entries}"),
+                other => panic!("{entries}: expected a config error, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            err_key(r#"{"cluster": "p", "keys": {"enrolment_window": 10}}"#),
+            "phoenix.keys.enrolment_window"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod dropin;
 pub mod engine;
+pub mod enrolment;
 pub mod error;
 pub mod files;
 pub mod follow;
