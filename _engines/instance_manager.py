@@ -29,13 +29,18 @@ Every option lives in the ``phoenix:`` block (docs/configuration.md). Events fir
 - ``phoenix/message/rejected`` for a message that can never be applied
 - ``phoenix/key/reconciled`` with the key actions a reconcile carried out on this master
 - ``phoenix/key/mismatch`` when a key claims a pinned id with another key
+- ``phoenix/key/pinned`` when an identity claim pinned a minion's key, and
+  ``phoenix/key/claim_refused`` (with the reason) for a claim that pins nothing
 - ``phoenix/highstate/<id>/succeeded``, ``.../retrying`` and ``.../failed`` when a first
   highstate's attempt ends (``.../started`` comes from ``highstate_runner``)
 
 It also keeps this master's minion keys in line with the registry (docs/keys.md): a full
 reconcile every ``phoenix.keys.reconcile_interval`` seconds, and a reconcile of one id as
 soon as that id's key waits for acceptance (``salt/auth`` with ``act: pend``), Salt denies
-it, or the registry learns of the instance (``phoenix/instance/<id>/...``).
+it, or the registry learns of the instance (``phoenix/instance/<id>/...``). With
+``phoenix.keys.trust: identity_document`` (the default) it also takes identity claims off
+the claim queue, pins the key of each valid one, and reconciles that id at once, in this
+process.
 
 And it follows every new minion's first highstate (docs/highstate.md): it records the
 return of each attempt as it reaches this master, and every
@@ -46,6 +51,7 @@ and are completed once the first highstate is done.
 """
 
 import logging
+import queue
 import threading
 import time
 
@@ -166,9 +172,10 @@ def _key_trigger(tag, data):
     return None
 
 
-def _key_loop(config, interval, stopping):
+def _key_loop(config, interval, pinned, stopping):
     """Reconciles this master's keys: all of them every ``interval`` seconds, one id as soon
-    as an event says it changed. Whatever fails, it waits and starts over."""
+    as an event says it changed or the claim loop pinned its key (``pinned``, a queue of
+    ids). Whatever fails, it waits and starts over."""
     from phoenix_salt import keys
 
     opts = dict(__opts__)
@@ -180,7 +187,7 @@ def _key_loop(config, interval, stopping):
     failures = 0
     while not stopping.is_set():
         try:
-            _reconcile_keys(opts, config, interval, stopping)
+            _reconcile_keys(opts, config, interval, pinned, stopping)
             return
         except Exception:  # a bug, or Salt's wheel client failing to load: try again later
             failures += 1
@@ -190,7 +197,15 @@ def _key_loop(config, interval, stopping):
             stopping.wait(_backoff(failures))
 
 
-def _reconcile_keys(opts, config, interval, stopping):
+def _pinned_id(pinned):
+    """An id whose key the claim loop pinned, if one waits."""
+    try:
+        return pinned.get_nowait()
+    except queue.Empty:
+        return None
+
+
+def _reconcile_keys(opts, config, interval, pinned, stopping):
     import salt.utils.event
 
     import phoenix_salt
@@ -204,12 +219,13 @@ def _reconcile_keys(opts, config, interval, stopping):
         with keys.wheel_client(opts) as wheel:
             reconciler = keys.Reconciler(opts, config, wheel, bus.fire_event)
             while not stopping.is_set():
-                minion_id = None
+                minion_id = _pinned_id(pinned)
                 now = time.monotonic()
-                if now < next_full:
-                    # Never wait=0: Salt reads that as "block forever".
+                if minion_id is None and now < next_full:
+                    # Never wait=0: Salt reads that as "block forever". A short wait: a pin
+                    # from the claim loop is picked up between two waits.
                     event = listener.get_event(
-                        wait=max(0.05, min(1.0, next_full - now)), full=True, no_block=False
+                        wait=max(0.05, min(0.25, next_full - now)), full=True, no_block=False
                     )
                     if not event:
                         continue
@@ -328,36 +344,52 @@ def _follow_highstates(config, interval, stopping):
         bus.destroy()
 
 
-def _poll_loop(engine, stopping):
-    """Polls the queue, applies what arrives and fires its events, until salt-master stops
-    (this loop never ends by itself: AWS errors mean backoff and poll again)."""
+def _keep_polling(poll, queue_name, handle, stopping):
+    """Calls ``poll()`` and hands each report to ``handle`` until salt-master stops. This
+    loop never ends by itself: an AWS error or a bug means a backoff and another poll, and
+    what was not settled stays on ``queue_name``. A configuration error (no account or
+    region to judge claims by) is said at error level, then again every
+    ``CONFIG_ERROR_REPEAT_SECONDS``."""
     import phoenix_salt
 
-    bus = _bus()
     failures = 0
     while not stopping.is_set():
         try:
-            report = engine.poll()
+            report = poll()
+        except phoenix_salt.ConfigError as exc:
+            failures += 1
+            log.error("phoenix: cannot poll the %s: %s", queue_name, exc)
+            stopping.wait(CONFIG_ERROR_REPEAT_SECONDS if failures > 3 else _backoff(failures))
+            continue
         except phoenix_salt.PhoenixError as exc:
             failures += 1
-            delay = _backoff(failures)
             log.warning(
-                "phoenix: polling the queue failed (%s: %s); next try in %.0f s",
+                "phoenix: polling the %s failed (%s: %s); next try in %.0f s",
+                queue_name,
                 type(exc).__name__,
                 exc,
-                delay,
+                _backoff(failures),
             )
-            stopping.wait(delay)
+            stopping.wait(_backoff(failures))
             continue
         except Exception:  # a bug must not stop the engine: messages stay queued
             failures += 1
-            delay = _backoff(failures)
             log.exception(
-                "phoenix: polling the queue failed unexpectedly; next try in %.0f s", delay
+                "phoenix: polling the %s failed unexpectedly; next try in %.0f s",
+                queue_name,
+                _backoff(failures),
             )
-            stopping.wait(delay)
+            stopping.wait(_backoff(failures))
             continue
         failures = 0
+        handle(report)
+
+
+def _poll_loop(engine, stopping):
+    """Polls the queue, applies what arrives and fires its events, until salt-master stops."""
+    bus = _bus()
+
+    def handle(report):
         _fire(bus, report["events"])
         if report["received"]:
             log.debug(
@@ -365,6 +397,21 @@ def _poll_loop(engine, stopping):
                 "(%(postponed)d postponed), %(rejected)d rejected",
                 report,
             )
+
+    _keep_polling(engine.poll, "queue", handle, stopping)
+
+
+def _claim_loop(engine, pinned, stopping):
+    """Takes identity claims off the claim queue until salt-master stops; hands each id
+    whose key was pinned to the key loop (``pinned``), and fires what the claims caused."""
+    bus = _bus()
+
+    def handle(report):
+        for minion_id in report["pinned"]:
+            pinned.put(minion_id)
+        _fire(bus, report["events"])
+
+    _keep_polling(engine.poll_claims, "claim queue", handle, stopping)
 
 
 def start():
@@ -397,12 +444,21 @@ def start():
         daemon=True,
     ).start()
 
+    # Ids whose key a claim pinned: the claim loop hands them to the key loop directly.
+    pinned = queue.Queue()
     threading.Thread(
         target=_key_loop,
-        args=(config, settings["keys"]["reconcile_interval"], stopping),
+        args=(config, settings["keys"]["reconcile_interval"], pinned, stopping),
         name="phoenix-keys",
         daemon=True,
     ).start()
+    if settings["keys"]["trust"] == "identity_document":
+        threading.Thread(
+            target=_claim_loop,
+            args=(engine, pinned, stopping),
+            name="phoenix-claims",
+            daemon=True,
+        ).start()
 
     threading.Thread(
         target=_highstate_loop,

@@ -79,17 +79,40 @@ def _keys_of(plan, minion_id):
 
 
 @reports_failures
-def accept(minion_id):
+def accept(minion_id, fingerprint=None):
     """Accept the pending key of ``minion_id`` if the registry holds that exact id as a live
-    instance, pinning the key in the registry at first acceptance. A key that differs from
-    the pinned one is rejected and ``phoenix/key/mismatch`` is fired.
+    instance and the key is the pinned one: pinned by the instance's identity claim (with
+    ``phoenix.keys.trust: identity_document``), or at this first acceptance (``first_key``).
+    A key that differs from the pinned one is rejected and ``phoenix/key/mismatch`` is fired.
+
+    ``fingerprint``: an operator who verified the pending key out of band (``salt-call
+    key.finger`` on the instance) pins it by naming its fingerprint; recorded and fired
+    (``phoenix/key/pinned``, ``trust: operator``) as the operator's pin, never implied.
 
     CLI Example: ``salt-run key_runner.accept i-0123456789abcdef0``
+    ``salt-run key_runner.accept i-0123456789abcdef0 fingerprint=66:c1:04:...``
     """
     minion_id = _exact_id(minion_id)
     with _reconciler() as reconciler:
+        if fingerprint is not None:
+            try:
+                pinned = reconciler.operator_pin(minion_id, str(fingerprint))
+            except ValueError as exc:
+                return failed(str(exc), minion_id=minion_id)
+            if pinned["outcome"] == "pinned_other":
+                return failed(
+                    f"{minion_id} not pinned: the registry already pins another key "
+                    f"({pinned['fingerprint']}); the pin is made once",
+                    minion_id=minion_id,
+                )
+            if pinned["outcome"] == "not_live":
+                return failed(
+                    f"{minion_id} not pinned: the registry does not hold it as a live instance",
+                    minion_id=minion_id,
+                )
         outcome = reconciler.reconcile(minion_id)
         plan = reconciler.plan(minion_id)
+        trust = reconciler.trust
     keys = _keys_of(plan, minion_id)
     accepted = keys.get("accepted")
     if accepted and accepted["standing"] == "pinned":
@@ -99,10 +122,10 @@ def accept(minion_id):
             "fingerprint": accepted["fingerprint"],
             "registry_state": accepted["registry_state"],
         }
-    return failed(_why_not_accepted(minion_id, keys, outcome), minion_id=minion_id)
+    return failed(_why_not_accepted(minion_id, keys, outcome, trust), minion_id=minion_id)
 
 
-def _why_not_accepted(minion_id, keys, outcome):  # noqa: PLR0911 (one reason per case)
+def _why_not_accepted(minion_id, keys, outcome, trust):  # noqa: PLR0911 (one reason per case)
     """One line saying why ``minion_id`` has no accepted, pinned key after a reconcile."""
     if any(row["standing"] == "unmanaged" for row in keys.values()):
         return (
@@ -129,6 +152,14 @@ def _why_not_accepted(minion_id, keys, outcome):  # noqa: PLR0911 (one reason pe
         )
     if registry_state not in ("launching", "running"):
         return f"{minion_id} not accepted: the registry holds it as {registry_state}"
+    if trust == "identity_document" and all(row["standing"] == "unpinned" for row in keys.values()):
+        return (
+            f"{minion_id} not accepted: no identity claim pinned a key for it "
+            "(phoenix.keys.trust: identity_document); the instance claims its key at first "
+            "boot (phoenix minion-config, or phoenix claim on the instance), and the key stays "
+            "pending until a valid claim pins it; an operator who verified the key out of band "
+            f"pins it with: salt-run key_runner.accept {minion_id} fingerprint=<its fingerprint>"
+        )
     for action in outcome["actions"]:
         if action["result"] != "done":
             return f"{minion_id} not accepted: {action.get('detail', action['result'])}"

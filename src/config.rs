@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::dropin::DropInSettings;
 use crate::enrolment::{is_region_name, IdentityCertificate, Serves};
 use crate::error::{Error, Result};
+pub use crate::keys::KeyTrust;
 
 /// The validated configuration, with every default filled in.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -131,6 +132,15 @@ pub struct KeySettings {
     /// a claim for it is accepted: long enough for a slow first boot, short enough that a
     /// document read later no longer enrols anything.
     pub enrolment_window: f64,
+    /// On whose word a minion's key is pinned (`phoenix.keys.trust`).
+    pub trust: KeyTrust,
+    /// The SQS queue instances send their identity claims to
+    /// (`phoenix.keys.claim_queue_url`): the engine needs it with `identity_document` trust,
+    /// and so does `phoenix minion-config` to claim a key.
+    pub claim_queue_url: Option<String>,
+    /// The cluster's AWS account (`phoenix.keys.account_id`): a claim's document must be of
+    /// it. Unset, an engine takes it from its own identity document, verified as claims are.
+    pub account_id: Option<String>,
 }
 
 impl KeySettings {
@@ -141,6 +151,17 @@ impl KeySettings {
     /// `enrolment_window` in milliseconds, as identity documents' times are compared.
     pub fn enrolment_window_ms(&self) -> i64 {
         (self.enrolment_window * 1000.0) as i64
+    }
+
+    /// The claim queue, or an error naming the setting to fix.
+    pub fn require_claim_queue_url(&self) -> Result<&str> {
+        self.claim_queue_url.as_deref().ok_or_else(|| {
+            Error::config(
+                "phoenix.keys.claim_queue_url",
+                "must be set (the ClaimQueueUrl output of the data stack) with \
+                 phoenix.keys.trust: identity_document",
+            )
+        })
     }
 }
 
@@ -267,6 +288,9 @@ struct RawKeySettings {
     verify_autoscaling: Option<bool>,
     identity_certificates: Option<BTreeMap<String, String>>,
     enrolment_window: Option<f64>,
+    trust: Option<KeyTrust>,
+    claim_queue_url: Option<String>,
+    account_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -386,9 +410,10 @@ impl RawConfig {
                 format!("must differ from phoenix.masters_table ({masters_table})"),
             ));
         }
-        if let Some(url) = &self.queue_url {
-            check_queue_url(url)?;
-        }
+        let queue_url = self
+            .queue_url
+            .map(|url| check_queue_url("phoenix.queue_url", url))
+            .transpose()?;
         let master_key_secret = self
             .master_key_secret
             .unwrap_or_else(|| format!("phoenix/{cluster}/master-key"));
@@ -480,7 +505,7 @@ impl RawConfig {
             region: self.region,
             masters_table,
             minions_table,
-            queue_url: self.queue_url,
+            queue_url,
             master_key_secret,
             master_groups,
             minion_groups,
@@ -598,7 +623,25 @@ impl RawKeySettings {
                 self.identity_certificates.unwrap_or_default(),
             )?,
             enrolment_window,
+            trust: self.trust.unwrap_or(KeyTrust::IdentityDocument),
+            claim_queue_url: self
+                .claim_queue_url
+                .map(|url| check_queue_url("phoenix.keys.claim_queue_url", url))
+                .transpose()?,
+            account_id: self.account_id.map(check_account_id).transpose()?,
         })
+    }
+}
+
+/// An AWS account id: twelve digits.
+fn check_account_id(account: String) -> Result<String> {
+    if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(account)
+    } else {
+        Err(Error::config(
+            "phoenix.keys.account_id",
+            format!("{account:?} is not an AWS account id (twelve digits)"),
+        ))
     }
 }
 
@@ -815,14 +858,14 @@ fn check_table_name(key: &str, name: &str) -> Result<()> {
     }
 }
 
-fn check_queue_url(url: &str) -> Result<()> {
+fn check_queue_url(key: &str, url: String) -> Result<String> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"));
     match rest {
-        Some(rest) if rest.split('/').filter(|s| !s.is_empty()).count() >= 3 => Ok(()),
+        Some(rest) if rest.split('/').filter(|s| !s.is_empty()).count() >= 3 => Ok(url),
         _ => Err(Error::config(
-            "phoenix.queue_url",
+            key,
             format!("{url:?} is not an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)"),
         )),
     }

@@ -40,6 +40,11 @@ pub enum Error {
     #[error("SNS message refused: {0}")]
     Sns(#[from] crate::sns::SnsRejection),
 
+    /// An identity claim that Phoenix will not let pin a key (a claim's own fault, or an
+    /// identity document that does not verify).
+    #[error("identity claim refused: {0}")]
+    Claim(#[from] crate::enrolment::ClaimRefusal),
+
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {

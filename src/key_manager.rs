@@ -71,6 +71,7 @@ impl KeyManager {
     fn policy(&self) -> KeyPolicy {
         KeyPolicy {
             unmanaged: self.config.keys.unmanaged.iter().cloned().collect(),
+            trust: self.config.keys.trust,
         }
     }
 

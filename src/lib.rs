@@ -4,6 +4,7 @@
 //! turned on by maturin) exposes them as `phoenix_salt._core`.
 
 pub mod aws;
+pub mod claimant;
 pub mod clock;
 pub mod config;
 pub mod dropin;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod files;
 pub mod follow;
 pub mod highstate;
+pub mod imds;
 pub mod key_manager;
 pub mod keys;
 pub mod lifecycle;

@@ -23,11 +23,13 @@ _EXCEPTIONS = (
     "NotFoundError",
     "ConflictError",
     "MessageError",
+    "ClaimError",
     "InternalError",
 )
 
 __all__ = [
     "AwsError",
+    "ClaimError",
     "ConfigError",
     "ConflictError",
     "InternalError",
@@ -40,6 +42,7 @@ __all__ = [
 if TYPE_CHECKING:
     from phoenix_salt._core import (
         AwsError,
+        ClaimError,
         ConfigError,
         ConflictError,
         InternalError,

@@ -5,6 +5,8 @@ from typing import Any, final
 
 __all__ = [
     "AwsError",
+    "ClaimError",
+    "ClaimVerifier",
     "Config",
     "ConfigError",
     "ConflictError",
@@ -19,6 +21,7 @@ __all__ = [
     "Session",
     "SnsReceiver",
     "__version__",
+    "claim_message",
     "install_master_key",
     "master_key_pair",
     "order_masters",
@@ -28,6 +31,7 @@ __all__ = [
     "read_drop_in",
     "register_booting_master",
     "salt_write_in_flight",
+    "send_claim",
     "write_minion_config",
 ]
 
@@ -50,6 +54,9 @@ class NotFoundError(PhoenixError):
 class ConflictError(PhoenixError): ...
 
 class MessageError(PhoenixError):
+    reason: str
+
+class ClaimError(PhoenixError):
     reason: str
 
 class InternalError(PhoenixError): ...
@@ -78,6 +85,7 @@ class Engine:
     def register_master(self) -> dict[str, Any]: ...
     def heartbeat(self) -> list[dict[str, Any]]: ...
     def poll(self, wait_seconds: int = 20) -> dict[str, Any]: ...
+    def poll_claims(self, wait_seconds: int = 20) -> dict[str, Any]: ...
     def apply_body(self, body: str) -> dict[str, Any]: ...
 
 @final
@@ -90,6 +98,11 @@ class FirstHighstate:
     def sweep(self, master: str) -> dict[str, Any]: ...
     def status(self, minion_id: str) -> dict[str, Any] | None: ...
     def pending(self) -> list[dict[str, Any]]: ...
+
+@final
+class ClaimVerifier:
+    def __new__(cls, config: Config) -> ClaimVerifier: ...
+    def verify(self, body: str, now_ms: int | None = None) -> dict[str, Any]: ...
 
 @final
 class SnsReceiver:
@@ -136,13 +149,20 @@ def register_booting_master(config: Config) -> dict[str, Any]: ...
 def order_masters(
     minion_id: str, master_ids: list[str], own_master: str | None = None
 ) -> list[str]: ...
+def claim_message(instance_id: str, document: bytes, signature: str, public_key: str) -> str: ...
 def read_drop_in(drop_in_path: str | os.PathLike[str]) -> list[str] | None: ...
 def parse_message(body: str) -> dict[str, Any]: ...
 def pem_fingerprint(pem: str) -> str: ...
 def plan_key_actions(
-    registry: list[dict[str, object]], local: list[dict[str, object]], unmanaged: list[str]
+    registry: list[dict[str, object]],
+    local: list[dict[str, object]],
+    unmanaged: list[str],
+    trust: str = "identity_document",
 ) -> list[dict[str, str]]: ...
 def salt_write_in_flight(path: str | os.PathLike[str]) -> bool: ...
+def send_claim(
+    config: Config, minion_id: str, public_key: str, imds_endpoint: str | None = None
+) -> dict[str, Any]: ...
 def write_minion_config(
     config: Config,
     minion_id: str,

@@ -7,7 +7,8 @@
     phoenix reactor-config
     phoenix master-bootstrap [-c /etc/salt/master] [--replace-local-key] [--json]
     phoenix minion-config [-c /etc/salt/minion] [--id ID] [--wait SECONDS]
-                          [--starting-master ADDRESS] [--json]
+                          [--starting-master ADDRESS] [--no-claim] [--json]
+    phoenix claim [-c /etc/salt/minion] [--id ID] [--wait SECONDS] [--json]
 
 Exit codes: 0 success, 1 a Phoenix error (the message says which setting or call),
 2 wrong usage.
@@ -19,7 +20,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,15 +124,8 @@ def _parser() -> argparse.ArgumentParser:
         help="write the Phoenix drop-in (the live masters in this minion's order) before "
         "salt-minion first starts",
     )
-    _add_config_path(minion_config, Path("/etc/salt/minion"))
-    minion_config.add_argument(
-        "--id", help="the minion id (default: id in the config, else the minion_id file)"
-    )
-    minion_config.add_argument(
-        "--wait",
-        type=float,
-        default=300.0,
-        help="seconds to wait for a live master (default 300; 0: one try)",
+    _add_minion_arguments(
+        minion_config, "seconds to wait for a live master (default 300; 0: one try)"
     )
     minion_config.add_argument(
         "--starting-master",
@@ -139,9 +133,35 @@ def _parser() -> argparse.ArgumentParser:
         help="this host is a master starting for the first time at ADDRESS (not in the "
         "registry yet): list it first and do not wait for another master",
     )
+    minion_config.add_argument(
+        "--no-claim",
+        action="store_true",
+        help="do not send the identity claim for the minion key (with phoenix.keys.trust: "
+        "identity_document, the key is then never accepted)",
+    )
     minion_config.add_argument("--json", action="store_true", help="print the result as JSON")
     minion_config.set_defaults(run=_minion_config)
+
+    claim = commands.add_parser(
+        "claim",
+        help="make the minion key pair if there is none and send this instance's identity "
+        "claim for it (minion-config does this at first boot)",
+    )
+    _add_minion_arguments(
+        claim, "seconds to keep trying while AWS or the metadata service fail (default 300)"
+    )
+    claim.add_argument("--json", action="store_true", help="print the result as JSON")
+    claim.set_defaults(run=_claim)
     return parser
+
+
+def _add_minion_arguments(parser: argparse.ArgumentParser, wait_help: str) -> None:
+    """The minion's config file, its id and how long to keep trying."""
+    _add_config_path(parser, Path("/etc/salt/minion"))
+    parser.add_argument(
+        "--id", help="the minion id (default: id in the config, else the minion_id file)"
+    )
+    parser.add_argument("--wait", type=float, default=300.0, help=wait_help)
 
 
 def _add_config_path(parser: argparse.ArgumentParser, default: Path | None = None) -> None:
@@ -268,6 +288,73 @@ def _minion_id(args: argparse.Namespace, opts: dict[str, Any]) -> str | None:
     return None
 
 
+def _retrying(what: str, attempt: Callable[[], Any], wait: float) -> Any:
+    """``attempt()``, tried again every few seconds while it fails for a passing reason
+    (nothing found yet, AWS failing), for up to ``wait`` seconds, saying what it waits for."""
+    from phoenix_salt import _core
+
+    started = time.monotonic()
+    reported = started
+    while True:
+        try:
+            return attempt()
+        except (_core.NotFoundError, _core.AwsError) as exc:
+            retryable = isinstance(exc, _core.NotFoundError) or exc.retryable
+            waited = time.monotonic() - started
+            if not retryable or waited + WAIT_RETRY_SECONDS > wait:
+                raise
+            if time.monotonic() - reported >= WAIT_REPORT_SECONDS or waited == 0:
+                print(
+                    f"phoenix: waiting for {what} ({waited:.0f} of {wait:.0f} s): {exc}",
+                    file=sys.stderr,
+                )
+                reported = time.monotonic()
+            time.sleep(WAIT_RETRY_SECONDS)
+
+
+def _missing_id(args: argparse.Namespace) -> int:
+    print(
+        f"phoenix: no minion id: pass --id, or set id: in {args.config} (Phoenix accepts "
+        "a minion's key only when its id is its EC2 instance id)",
+        file=sys.stderr,
+    )
+    return EXIT_USAGE
+
+
+def _send_claim(args: argparse.Namespace, settings_config: Any, minion_id: str) -> dict[str, Any]:
+    """Makes the key pair in salt-minion's own pki dir (Salt's reading of the config, its
+    defaults included) and sends the claim, retrying while AWS or IMDS fail."""
+    import salt.config
+
+    from phoenix_salt import enrolment
+
+    salt_opts = salt.config.minion_config(str(args.config), minion_id=minion_id)
+    sent: dict[str, Any] = _retrying(
+        "the instance metadata and the claim queue",
+        lambda: enrolment.claim(
+            settings_config, minion_id, salt_opts["pki_dir"], int(salt_opts.get("keysize", 2048))
+        ),
+        args.wait,
+    )
+    return sent
+
+
+def _claim(args: argparse.Namespace) -> int:
+    from phoenix_salt import config, saltconf
+
+    opts = saltconf.read(args.config)
+    settings_config = config.load(opts)
+    minion_id = _minion_id(args, opts)
+    if minion_id is None:
+        return _missing_id(args)
+    sent = _send_claim(args, settings_config, minion_id)
+    if args.json:
+        print(json.dumps(sent, indent=2, sort_keys=True))
+    else:
+        print(f"claimed key {sent['fingerprint']} for {sent['instance_id']}")
+    return EXIT_OK
+
+
 def _minion_config(args: argparse.Namespace) -> int:
     from phoenix_salt import _core, config, follow, saltconf
 
@@ -276,41 +363,28 @@ def _minion_config(args: argparse.Namespace) -> int:
     settings = config.as_dict(settings_config)
     minion_id = _minion_id(args, opts)
     if minion_id is None:
-        print(
-            f"phoenix: no minion id: pass --id, or set id: in {args.config} (Phoenix accepts "
-            "a minion's key only when its id is its EC2 instance id)",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        return _missing_id(args)
     opts.setdefault("conf_file", str(args.config))
+    claimed = None
+    if settings["keys"]["trust"] == "identity_document" and not args.no_claim:
+        claimed = _send_claim(args, settings_config, minion_id)
+        if not args.json:
+            print(f"claimed key {claimed['fingerprint']} for {claimed['instance_id']}")
     path = follow.drop_in_path(settings, opts)
-    started = time.monotonic()
-    reported = started
-    while True:
-        try:
-            result = _core.write_minion_config(
-                settings_config,
-                minion_id,
-                path,
-                follow.own_master(settings, minion_id),
-                args.starting_master,
-            )
-            break
-        except (_core.NotFoundError, _core.AwsError) as exc:
-            retryable = isinstance(exc, _core.NotFoundError) or exc.retryable
-            waited = time.monotonic() - started
-            if not retryable or waited + WAIT_RETRY_SECONDS > args.wait:
-                raise
-            if time.monotonic() - reported >= WAIT_REPORT_SECONDS or waited == 0:
-                print(
-                    f"phoenix: waiting for a live master "
-                    f"({waited:.0f} of {args.wait:.0f} s): {exc}",
-                    file=sys.stderr,
-                )
-                reported = time.monotonic()
-            time.sleep(WAIT_RETRY_SECONDS)
+    result = _retrying(
+        "a live master",
+        lambda: _core.write_minion_config(
+            settings_config,
+            minion_id,
+            path,
+            follow.own_master(settings, minion_id),
+            args.starting_master,
+        ),
+        args.wait,
+    )
     result["path"] = path
     result["minion_id"] = minion_id
+    result["claim"] = claimed
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     elif result["changed"]:

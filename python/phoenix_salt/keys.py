@@ -17,6 +17,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ SALT_LISTS = {
 SUPPORTED_KEY_STORES = (None, "localfs_key")
 
 MISMATCH_TAG = "phoenix/key/mismatch"
+PINNED_TAG = "phoenix/key/pinned"
 CHANGED = "the key changed since it was planned"
 RECONCILED_TAG = "phoenix/key/reconciled"
 # The most actions one phoenix/key/reconciled event lists.
@@ -106,13 +108,61 @@ class Reconciler:
         self.manager = manager or _core.KeyManager(config, pki_dir(opts))
         # Who pinned a key, as the registry records it: the master's instance id where the
         # config names it, else Salt's id of this master.
-        self.master = str(phoenix_config.as_dict(config)["master_id"] or opts.get("id", "?"))
+        settings = phoenix_config.as_dict(config)
+        self.master = str(settings["master_id"] or opts.get("id", "?"))
+        # On whose word keys are pinned: identity_document (a claim) or first_key.
+        self.trust = str(settings["keys"]["trust"])
         self._reported: set[tuple[str, str]] = set()
         self._held: dict[str, str] = {}
 
     def plan(self, minion_id: str | None = None) -> dict[str, Any]:
         plan: dict[str, Any] = self.manager.plan(minion_id)
         return plan
+
+    def operator_pin(self, minion_id: str, fingerprint: str) -> dict[str, Any]:
+        """Pins ``minion_id``'s pending key here, which an operator verified out of band and
+        names by ``fingerprint``: the pin is recorded as the operator's (``pinned_by``:
+        ``operator on <master>``) and fired as ``phoenix/key/pinned`` with ``trust:
+        operator``. Returns the registry's outcome (``pinned``, ``already_pinned``,
+        ``pinned_other`` with its ``fingerprint``, ``not_live``); raises ValueError when
+        there is no pending key with that fingerprint here."""
+        from phoenix_salt import _core
+
+        path = Path(pki_dir(self.opts)) / SALT_LISTS["pending"] / minion_id
+        try:
+            public_key = path.read_text()
+        except FileNotFoundError:
+            raise ValueError(f"this master has no pending key for {minion_id}") from None
+        found = _core.pem_fingerprint(public_key)
+        if found != fingerprint:
+            raise ValueError(
+                f"the pending key of {minion_id} has fingerprint {found}, not {fingerprint}: "
+                "nothing pinned"
+            )
+        pinned_by = f"operator on {self.master}"
+        outcome: dict[str, Any] = {"outcome": "not_live"}
+        for role in ("minion", "master"):
+            outcome = self.manager.pin(minion_id, role, fingerprint, public_key, pinned_by)
+            if outcome["outcome"] != "not_live":
+                break
+        if outcome["outcome"] == "pinned":
+            log.warning(
+                "phoenix: pinned key %s for %s on an operator's word (%s)",
+                fingerprint,
+                minion_id,
+                pinned_by,
+            )
+            self.fire(
+                {
+                    "id": minion_id,
+                    "role": role,
+                    "fingerprint": fingerprint,
+                    "pinned_by": pinned_by,
+                    "trust": "operator",
+                },
+                PINNED_TAG,
+            )
+        return outcome
 
     def reconcile(self, minion_id: str | None = None) -> dict[str, Any]:
         """Plans (every key, or ``minion_id``'s), carries the plan out, and returns

@@ -10,7 +10,7 @@ use super::access::AwsAccess;
 use super::config::Config;
 use super::convert::to_python;
 use super::wait::wait;
-use crate::engine::{self, BusEvent, MasterIdentity, MessageOutcome, QueueMessage};
+use crate::engine::{self, BusEvent, ClaimDesk, MasterIdentity, MessageOutcome, QueueMessage};
 use crate::registry::LiveMaster;
 use crate::replacement::Judge;
 
@@ -24,6 +24,8 @@ pub struct Engine {
     unrecorded_reported: AtomicBool,
     /// What this master watched of its peers' heartbeats, to judge which to replace.
     judge: Arc<Judge>,
+    /// What judges identity claims, once the first poll of the claim queue opened it.
+    claim_desk: Mutex<Option<Arc<ClaimDesk>>>,
 }
 
 impl Engine {
@@ -44,12 +46,16 @@ impl Engine {
     #[new]
     fn new(config: &Config) -> PyResult<Self> {
         config.inner.require_queue_url()?;
+        if config.inner.keys.trust == crate::keys::KeyTrust::IdentityDocument {
+            config.inner.keys.require_claim_queue_url()?;
+        }
         Ok(Self {
             access: AwsAccess::new(config.inner.clone()),
             identity: Mutex::new(None),
             live: Mutex::new(None),
             unrecorded_reported: AtomicBool::new(false),
             judge: Arc::new(Judge::default()),
+            claim_desk: Mutex::new(None),
         })
     }
 
@@ -119,6 +125,51 @@ impl Engine {
             )
             .await
         })?;
+        to_python(py, &report)
+    }
+
+    /// Long-polls the claim queue once (up to `wait_seconds`): verifies each identity claim,
+    /// pins the key of the first valid one per instance, deletes what is settled. Returns
+    /// the report (`pinned`: the ids whose keys to reconcile now; `events` to fire). The
+    /// first call learns the cluster's account and region (config, else this master's own
+    /// identity document) and raises ConfigError when it cannot.
+    #[pyo3(signature = (wait_seconds = 20))]
+    fn poll_claims<'py>(&self, py: Python<'py>, wait_seconds: i32) -> PyResult<Bound<'py, PyAny>> {
+        let clients = self.access.clients(py)?;
+        let config = self.access.config.clone();
+        let known = self
+            .identity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let desk = self
+            .claim_desk
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let (report, desk) = wait(py, async move {
+            let desk = match desk {
+                Some(desk) => desk,
+                None => Arc::new(ClaimDesk::open(&config).await?),
+            };
+            let master = match known {
+                Some(identity) => identity.instance_id,
+                None => engine::resolve_identity(&config).await?.instance_id,
+            };
+            let report = engine::poll_claims(
+                &clients,
+                &config,
+                &desk,
+                &master,
+                wait_seconds.clamp(0, engine::LONG_POLL_SECONDS),
+            )
+            .await?;
+            Ok((report, desk))
+        })?;
+        self.claim_desk
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(desk);
         to_python(py, &report)
     }
 

@@ -47,6 +47,12 @@ create_exception!(
 );
 create_exception!(
     phoenix_salt,
+    ClaimError,
+    PhoenixError,
+    "An identity claim Phoenix will not let pin a key; `reason` is its machine-readable kind."
+);
+create_exception!(
+    phoenix_salt,
     InternalError,
     PhoenixError,
     "A bug in Phoenix: please report it with the log."
@@ -60,6 +66,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NotFoundError", py.get_type::<NotFoundError>())?;
     m.add("ConflictError", py.get_type::<ConflictError>())?;
     m.add("MessageError", py.get_type::<MessageError>())?;
+    m.add("ClaimError", py.get_type::<ClaimError>())?;
     m.add("InternalError", py.get_type::<InternalError>())?;
     Ok(())
 }
@@ -113,6 +120,10 @@ fn to_python(py: Python<'_>, err: Error) -> PyErr {
         Error::Sns(rejection) => (
             MessageError::new_err(message),
             vec![("reason", object(py, rejection.kind()))],
+        ),
+        Error::Claim(refusal) => (
+            ClaimError::new_err(message),
+            vec![("reason", object(py, refusal.kind()))],
         ),
         Error::Internal(_) => (InternalError::new_err(message), vec![]),
     };

@@ -27,7 +27,7 @@ use super::config::Config;
 use super::convert::to_python;
 use super::wait::wait;
 use crate::key_manager;
-use crate::keys::{self, KeyPolicy, LocalKey, LocalKeyState, PinnedKey, RegistryMinion};
+use crate::keys::{self, KeyPolicy, KeyTrust, LocalKey, LocalKeyState, PinnedKey, RegistryMinion};
 
 /// `{"id": str, "state": str, "pinned": {"fingerprint": str, "public_key": str} | None}`;
 /// `pinned` may be left out.
@@ -61,16 +61,28 @@ pub struct PyLocalKey {
 }
 
 /// Plans this master's key actions. `registry`: every registry minion; `local`: every key on
-/// this master; `unmanaged`: exact ids Phoenix never touches. Returns the actions as dicts,
+/// this master; `unmanaged`: exact ids Phoenix never touches; `trust`: `identity_document`
+/// (no key found on a master is pinned) or `first_key`. Returns the actions as dicts,
 /// each with an `action` key (`delete`, `reject`, `pin`, `accept`, `pre_seed`), in the order
 /// to carry them out. Raises `ValueError` for an unknown state name.
 #[pyfunction]
+#[pyo3(signature = (registry, local, unmanaged, trust = "identity_document"))]
 pub fn plan_key_actions<'py>(
     py: Python<'py>,
     registry: Vec<PyRegistryMinion>,
     local: Vec<PyLocalKey>,
     unmanaged: Vec<String>,
+    trust: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let trust = match trust {
+        "identity_document" => KeyTrust::IdentityDocument,
+        "first_key" => KeyTrust::FirstKey,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown trust {other:?}: identity_document or first_key"
+            )))
+        }
+    };
     let registry = registry
         .into_iter()
         .map(|minion| {
@@ -96,6 +108,7 @@ pub fn plan_key_actions<'py>(
         .collect::<PyResult<Vec<_>>>()?;
     let policy = KeyPolicy {
         unmanaged: unmanaged.into_iter().collect(),
+        trust,
     };
     // Milliseconds of pure computation: let Salt's other threads run meanwhile.
     let actions = py.detach(|| keys::plan_key_actions(&registry, &local, &policy));

@@ -3,6 +3,7 @@
 //! outcome back. Importing the module starts nothing (no thread, runtime or client).
 
 mod access;
+mod claims;
 mod config;
 mod convert;
 mod engine;
@@ -32,8 +33,11 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<follow::MasterFollower>()?;
     m.add_class::<highstate::FirstHighstate>()?;
     m.add_class::<sns::SnsReceiver>()?;
+    m.add_class::<claims::ClaimVerifier>()?;
     m.add_function(wrap_pyfunction!(messages::parse_message, m)?)?;
     m.add_function(wrap_pyfunction!(keys::plan_key_actions, m)?)?;
+    m.add_function(wrap_pyfunction!(claims::send_claim, m)?)?;
+    m.add_function(wrap_pyfunction!(claims::claim_message, m)?)?;
     m.add_function(wrap_pyfunction!(keys::pem_fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(keys::salt_write_in_flight, m)?)?;
     m.add_function(wrap_pyfunction!(follow::write_minion_config, m)?)?;

@@ -82,3 +82,46 @@ pub fn message_rejected(
 pub fn unparseable(message_id: &str, receive_count: u32, error: &MessageError) -> BusEvent {
     message_rejected(message_id, receive_count, error.kind(), &error.to_string())
 }
+
+/// `phoenix/key/pinned`: a verified identity claim pinned a minion's key (attested
+/// enrolment); every master now accepts only that key for the id.
+pub fn key_pinned(
+    instance_id: &str,
+    role: Role,
+    fingerprint: &str,
+    master: &str,
+    certificate: &str,
+) -> BusEvent {
+    BusEvent {
+        tag: "phoenix/key/pinned".to_owned(),
+        data: json!({
+            "id": instance_id,
+            "role": role.as_str(),
+            "fingerprint": fingerprint,
+            "pinned_by": master,
+            "trust": "identity_document",
+            "certificate": certificate,
+        }),
+    }
+}
+
+/// `phoenix/key/claim_refused`: an identity claim that pins nothing. `id` is what the claim
+/// said it was for (untrusted, so in the data, never in the tag); `suppressed` counts the
+/// refusals not reported since the last event, when many come at once.
+pub fn claim_refused(
+    id: Option<&str>,
+    fingerprint: Option<&str>,
+    refusal: &crate::enrolment::ClaimRefusal,
+    suppressed: u64,
+) -> BusEvent {
+    BusEvent {
+        tag: "phoenix/key/claim_refused".to_owned(),
+        data: json!({
+            "id": id,
+            "fingerprint": fingerprint,
+            "reason": refusal.kind(),
+            "error": refusal.to_string(),
+            "suppressed": suppressed,
+        }),
+    }
+}

@@ -1,8 +1,6 @@
 //! Who this master is: its instance id, address and zone, from `phoenix.master_id` /
 //! `phoenix.master_address` where set, else from the EC2 instance metadata (IMDSv2).
 
-use std::time::Duration;
-
 use serde::Serialize;
 
 use crate::config::PhoenixConfig;
@@ -18,10 +16,6 @@ pub struct MasterIdentity {
     pub availability_zone: Option<String>,
 }
 
-/// IMDS answers in milliseconds on EC2; off EC2 nothing answers, so fail fast.
-const IMDS_TIMEOUT: Duration = Duration::from_secs(1);
-const IMDS_ATTEMPTS: u32 = 2;
-
 pub async fn resolve_identity(config: &PhoenixConfig) -> Result<MasterIdentity> {
     let group =
         config.master_groups.first().cloned().ok_or_else(|| {
@@ -35,27 +29,19 @@ pub async fn resolve_identity(config: &PhoenixConfig) -> Result<MasterIdentity> 
             availability_zone: None,
         });
     }
-    // The client uses IMDSv2: a session token first, then the reads with it.
-    let imds = aws_config::imds::Client::builder()
-        .connect_timeout(IMDS_TIMEOUT)
-        .read_timeout(IMDS_TIMEOUT)
-        .max_attempts(IMDS_ATTEMPTS)
-        .build();
+    let imds = crate::imds::client(None)?;
     let read = |path: &'static str| {
         let imds = imds.clone();
         async move {
-            imds.get(path)
-                .await
-                .map(|v| v.as_ref().to_owned())
-                .map_err(|err| {
-                    Error::config(
-                        "phoenix.master_id",
-                        format!(
-                        "cannot learn this master's identity from the instance metadata \
-                         ({path}: {err}); off EC2, set phoenix.master_id and phoenix.master_address"
+            crate::imds::read(&imds, path).await.map_err(|err| {
+                Error::config(
+                    "phoenix.master_id",
+                    format!(
+                        "cannot learn this master's identity: {err}; off EC2, set \
+                         phoenix.master_id and phoenix.master_address"
                     ),
-                    )
-                })
+                )
+            })
         }
     };
     let instance_id = match &config.master_id {

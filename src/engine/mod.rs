@@ -7,6 +7,7 @@
 //! redrive policy), never deleting it and never stopping the engine.
 
 mod apply;
+mod claims;
 mod events;
 mod identity;
 mod lifecycle_action;
@@ -19,6 +20,7 @@ use futures_util::future::join_all;
 use serde::Serialize;
 
 pub use apply::{apply_message, resolve_role, MessageOutcome};
+pub use claims::{poll_claims, ClaimDesk, ClaimReport};
 pub use events::{masters_changed, BusEvent};
 pub use identity::{resolve_identity, MasterIdentity};
 pub use lifecycle_action::{complete, heartbeat as lifecycle_heartbeat, ActionResult, Completion};

@@ -70,19 +70,8 @@ pub fn verify_claim(
     policy: &EnrolmentPolicy,
     now_ms: i64,
 ) -> Result<AttestedInstance, ClaimRefusal> {
-    check_size("document", claim.document.len(), MAX_DOCUMENT_BYTES)?;
-    check_size("signature", claim.signature.len(), MAX_SIGNATURE_BYTES)?;
-    let signature = decode_signature(&claim.signature)?;
-    let region = claimed_region(&claim.document)?;
-    let candidates = certificates.for_region(&region);
-    if candidates.is_empty() {
-        return Err(ClaimRefusal::UnknownRegion {
-            region: quote(&region),
-        });
-    }
-    let certificate = verify_document(&claim.document, &signature, &region, &candidates)?;
-
-    let document = IdentityDocument::parse(&claim.document)?;
+    let (document, certificate) =
+        verify_signed_document(&claim.document, &claim.signature, certificates)?;
     if document.instance_id != claim.instance_id {
         return Err(ClaimRefusal::WrongInstance {
             claimed: quote(&claim.instance_id),
@@ -120,8 +109,38 @@ pub fn verify_claim(
     Ok(AttestedInstance {
         document,
         launched_ms,
-        certificate: certificate.name.clone(),
+        certificate,
     })
+}
+
+/// Checks AWS's signature over a document's exact bytes with a certificate of the document's
+/// region, and reads the document. Nothing about whose document it is: [`verify_claim`]
+/// adds that for claims; an engine uses this alone on its own document, to learn the
+/// cluster's account and region from AWS's word. Returns the document and the name of the
+/// certificate that verified it.
+///
+/// # Errors
+///
+/// [`ClaimRefusal::TooLarge`], [`ClaimRefusal::SignatureNotBase64`],
+/// [`ClaimRefusal::Malformed`], [`ClaimRefusal::UnknownRegion`] or
+/// [`ClaimRefusal::BadSignature`].
+pub fn verify_signed_document(
+    document: &[u8],
+    signature: &str,
+    certificates: &IdentityCertificates,
+) -> Result<(IdentityDocument, String), ClaimRefusal> {
+    check_size("document", document.len(), MAX_DOCUMENT_BYTES)?;
+    check_size("signature", signature.len(), MAX_SIGNATURE_BYTES)?;
+    let signature = decode_signature(signature)?;
+    let region = claimed_region(document)?;
+    let candidates = certificates.for_region(&region);
+    if candidates.is_empty() {
+        return Err(ClaimRefusal::UnknownRegion {
+            region: quote(&region),
+        });
+    }
+    let certificate = verify_document(document, &signature, &region, &candidates)?;
+    Ok((IdentityDocument::parse(document)?, certificate.name.clone()))
 }
 
 fn check_size(part: &'static str, size: usize, limit: usize) -> Result<(), ClaimRefusal> {

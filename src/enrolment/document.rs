@@ -41,7 +41,7 @@ pub struct IdentityDocument {
 
 impl IdentityDocument {
     /// Reads a document whose signature verified.
-    pub(crate) fn parse(document: &[u8]) -> Result<Self, ClaimRefusal> {
+    pub fn parse(document: &[u8]) -> Result<Self, ClaimRefusal> {
         expect_object(document)?;
         serde_json::from_slice(document).map_err(|err| ClaimRefusal::malformed(err.to_string()))
     }

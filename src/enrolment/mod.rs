@@ -34,6 +34,7 @@
 mod certificates;
 mod claim;
 mod document;
+mod message;
 mod refusal;
 mod regions;
 mod signature;
@@ -45,9 +46,10 @@ mod tests;
 
 pub use certificates::{IdentityCertificate, IdentityCertificates, Serves};
 pub use claim::{
-    verify_claim, AttestedInstance, EnrolmentPolicy, IdentityClaim, CLOCK_SKEW_MS,
-    MAX_DOCUMENT_BYTES, MAX_SIGNATURE_BYTES,
+    verify_claim, verify_signed_document, AttestedInstance, EnrolmentPolicy, IdentityClaim,
+    CLOCK_SKEW_MS, MAX_DOCUMENT_BYTES, MAX_SIGNATURE_BYTES,
 };
 pub use document::IdentityDocument;
+pub use message::{KeyClaim, CLAIM_FORMAT, MAX_CLAIM_BYTES};
 pub use refusal::ClaimRefusal;
 pub use regions::{is_region_name, REGIONS_WITH_THEIR_OWN_CERTIFICATE};

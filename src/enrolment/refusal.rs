@@ -115,6 +115,42 @@ pub enum ClaimRefusal {
         /// The drift allowed, in seconds.
         skew_secs: i64,
     },
+
+    /// The message is not a claim: not JSON, not of this format, or a field missing.
+    #[error("the message is not an identity claim: {reason}")]
+    NotAClaim {
+        /// What is wrong, with any quoted value shortened.
+        reason: String,
+    },
+
+    /// The key the claim asks to pin is not a public key Salt would fingerprint.
+    #[error("the claim's public key is unusable: {reason}")]
+    BadPublicKey {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// AWS vouches for the instance, but the registry does not hold it as a live instance
+    /// of a configured group (after waiting for its launch to be recorded, or because it
+    /// is leaving).
+    #[error("the registry holds no live instance {instance} in a configured group: {reason}")]
+    NotInRegistry {
+        /// The instance id, quoted.
+        instance: String,
+        /// What the registry holds instead.
+        reason: String,
+    },
+
+    /// The instance already has another key pinned: the first valid claim pins it once.
+    #[error("instance {instance} already has key {pinned} pinned; the claim offers {offered}")]
+    PinnedOther {
+        /// The instance id, quoted.
+        instance: String,
+        /// The pinned fingerprint.
+        pinned: String,
+        /// The fingerprint the claim offers.
+        offered: String,
+    },
 }
 
 impl ClaimRefusal {
@@ -131,11 +167,21 @@ impl ClaimRefusal {
             ClaimRefusal::WrongRegion { .. } => "wrong_region",
             ClaimRefusal::TooOld { .. } => "too_old",
             ClaimRefusal::PendingInFuture { .. } => "pending_in_future",
+            ClaimRefusal::NotAClaim { .. } => "not_a_claim",
+            ClaimRefusal::BadPublicKey { .. } => "bad_public_key",
+            ClaimRefusal::NotInRegistry { .. } => "not_in_registry",
+            ClaimRefusal::PinnedOther { .. } => "pinned_other",
         }
     }
 
     pub(crate) fn malformed(reason: impl Into<String>) -> Self {
         ClaimRefusal::Malformed {
+            reason: shorten(&reason.into(), 4 * KEPT_CHARS),
+        }
+    }
+
+    pub(crate) fn not_a_claim(reason: impl Into<String>) -> Self {
+        ClaimRefusal::NotAClaim {
             reason: shorten(&reason.into(), 4 * KEPT_CHARS),
         }
     }
@@ -196,6 +242,19 @@ mod tests {
                 pending: quote("2026-11-21T10:00:00Z"),
                 ahead_secs: 400,
                 skew_secs: 300,
+            },
+            ClaimRefusal::not_a_claim("expected value at line 1 column 1"),
+            ClaimRefusal::BadPublicKey {
+                reason: "public key is not PEM: no BEGIN line".into(),
+            },
+            ClaimRefusal::NotInRegistry {
+                instance: quote("i-0a1b2c3d4e5f60001"),
+                reason: "it is terminating".into(),
+            },
+            ClaimRefusal::PinnedOther {
+                instance: quote("i-0a1b2c3d4e5f60001"),
+                pinned: "aa:bb".into(),
+                offered: "cc:dd".into(),
             },
         ]
     }

@@ -440,3 +440,93 @@ fn the_configured_certificate_and_window_verify_claims() {
         })
     ));
 }
+
+// ---------------------------------------------------------------------------------------
+// A claim as it travels on the claim queue
+// ---------------------------------------------------------------------------------------
+
+const MINION_KEY: &str = include_str!("../keys/fixtures/minion-2048.pub");
+
+#[test]
+fn a_claim_message_carries_the_documents_exact_bytes_and_the_key() {
+    // Whitespace and a trailing newline are part of what AWS signed: they must survive.
+    let document = format!("{}\n", document());
+    let signature = sign(document.as_bytes());
+    let body = KeyClaim::message(INSTANCE, document.as_bytes(), &signature, MINION_KEY);
+    let claim = KeyClaim::parse(&body).unwrap();
+    assert_eq!(claim.identity.document, document.as_bytes());
+    assert_eq!(claim.identity.signature, signature);
+    assert_eq!(claim.identity.instance_id, INSTANCE);
+    assert_eq!(claim.public_key, MINION_KEY);
+    assert_eq!(
+        claim.fingerprint,
+        crate::keys::pem_fingerprint(MINION_KEY).unwrap()
+    );
+    let attested = verify_claim(&claim.identity, &certificates(), &policy(), NOW_MS).unwrap();
+    assert_eq!(attested.document.instance_id, INSTANCE);
+}
+
+#[test]
+fn a_message_that_is_not_a_claim_is_refused_before_anything_is_verified() {
+    let document = document();
+    let signature = sign(document.as_bytes());
+    let good: serde_json::Value = serde_json::from_str(&KeyClaim::message(
+        INSTANCE,
+        document.as_bytes(),
+        &signature,
+        MINION_KEY,
+    ))
+    .unwrap();
+    let with = |field: &str, value: serde_json::Value| {
+        let mut body = good.clone();
+        body[field] = value;
+        body.to_string()
+    };
+    let private_key = KEY;
+    for (body, kind) in [
+        ("not json".to_owned(), "not_a_claim"),
+        ("[]".to_owned(), "not_a_claim"),
+        (
+            with("format", json!("phoenix-identity-claim/2")),
+            "not_a_claim",
+        ),
+        (with("document", json!("%%% not base64")), "not_a_claim"),
+        (with("instance_id", json!(7)), "not_a_claim"),
+        (with("extra", json!("field")), "not_a_claim"),
+        (with("public_key", json!("not a key")), "bad_public_key"),
+        // A private key must never be pinned into the registry.
+        (with("public_key", json!(private_key)), "bad_public_key"),
+        (
+            with("document", json!("A".repeat(MAX_CLAIM_BYTES))),
+            "too_large",
+        ),
+    ] {
+        let refusal = KeyClaim::parse(&body).unwrap_err();
+        assert_eq!(refusal.kind(), kind, "{refusal}");
+        assert!(!refusal.to_string().contains('\n'));
+    }
+}
+
+#[test]
+fn the_engines_own_document_gives_account_and_region_on_its_signature_alone() {
+    // Launched long ago: the window is for claims, not for a master's own document.
+    let document = document_of(INSTANCE, ACCOUNT, REGION, "2020-01-01T00:00:00Z");
+    let (own, certificate) = verify_signed_document(
+        document.as_bytes(),
+        &sign(document.as_bytes()),
+        &certificates(),
+    )
+    .unwrap();
+    assert_eq!(
+        (own.account_id.as_str(), own.region.as_str()),
+        (ACCOUNT, REGION)
+    );
+    assert!(!certificate.is_empty());
+    let forged = verify_signed_document(
+        document.as_bytes(),
+        &sign_with(OTHER_KEY, document.as_bytes()),
+        &certificates(),
+    )
+    .unwrap_err();
+    assert_eq!(forged.kind(), "bad_signature");
+}

@@ -40,8 +40,8 @@ mod tests;
 pub use error::KeyError;
 pub use fingerprint::{pem_fingerprint, MAX_PEM_BYTES};
 pub use plan::{
-    plan_key_actions, DeleteReason, KeyAction, KeyPolicy, LocalKey, LocalKeyState, PinnedKey,
-    RegistryMinion, RegistryState,
+    plan_key_actions, DeleteReason, KeyAction, KeyPolicy, KeyTrust, LocalKey, LocalKeyState,
+    PinnedKey, RegistryMinion, RegistryState,
 };
 pub use report::{denied_mismatches, key_report, KeyReportRow, KeyStanding};
 pub use store::{salt_write_in_flight, KeyStore, StoredKey, KEY_STATES, SALT_WRITE_IN_FLIGHT};

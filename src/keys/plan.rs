@@ -106,12 +106,30 @@ pub struct LocalKey {
     pub fingerprint: String,
 }
 
+/// On whose word a minion's key is pinned (`phoenix.keys.trust`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyTrust {
+    /// AWS's: a key is pinned only from a claim that carries the instance's identity
+    /// document, signed by AWS (`crate::enrolment`), or by an operator naming its
+    /// fingerprint. The plan never pins a key it finds on a master.
+    #[default]
+    IdentityDocument,
+    /// The first key offered for a live instance's id is pinned. Unsafe where any other
+    /// process in the account can reach a master: it can offer a key first.
+    FirstKey,
+}
+
 /// What the operator told Phoenix about keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyPolicy {
     /// Exact minion ids Phoenix never touches, even when the registry knows them.
     #[serde(default)]
     pub unmanaged: BTreeSet<String>,
+    /// Whether a key found on a master may be pinned ([`KeyTrust::FirstKey`]) or only a key
+    /// a verified claim pinned is accepted.
+    #[serde(default)]
+    pub trust: KeyTrust,
 }
 
 /// Why a key is deleted.
@@ -289,7 +307,7 @@ pub fn plan_key_actions(
         rest = tail;
         own.clear();
         own.extend(mine.iter().map(|(.., key)| *key));
-        plan_minion(minion, &own, &mut actions);
+        plan_minion(minion, &own, policy.trust, &mut actions);
     }
 
     actions.sort();
@@ -385,7 +403,12 @@ fn known_minions<'a>(
 }
 
 /// The actions for one managed minion, given all its keys on this master (sorted by state).
-fn plan_minion(minion: &Known<'_>, keys: &[&LocalKey], actions: &mut Vec<KeyAction>) {
+fn plan_minion(
+    minion: &Known<'_>,
+    keys: &[&LocalKey],
+    trust: KeyTrust,
+    actions: &mut Vec<KeyAction>,
+) {
     if !minion.state.is_live() {
         for key in keys {
             actions.push(delete(key, DeleteReason::Terminated));
@@ -402,6 +425,9 @@ fn plan_minion(minion: &Known<'_>, keys: &[&LocalKey], actions: &mut Vec<KeyActi
             return;
         }
         Pin::One(pinned) => Some(pinned),
+        // Attested enrolment: no key found here is pinned; a claim pins it, and until then
+        // the minion's keys stay as they are (pending keys pending).
+        Pin::None if trust == KeyTrust::IdentityDocument => return,
         Pin::None => None,
     };
 

@@ -96,9 +96,14 @@ fn local() -> impl Strategy<Value = Vec<LocalKey>> {
 }
 
 fn policy() -> impl Strategy<Value = KeyPolicy> {
-    prop::sample::subsequence(&IDS[..], 0..3).prop_map(|ids| KeyPolicy {
-        unmanaged: ids.into_iter().map(str::to_owned).collect(),
-    })
+    (
+        prop::sample::subsequence(&IDS[..], 0..3),
+        prop::sample::select(vec![KeyTrust::IdentityDocument, KeyTrust::FirstKey]),
+    )
+        .prop_map(|(ids, trust)| KeyPolicy {
+            unmanaged: ids.into_iter().map(str::to_owned).collect(),
+            trust,
+        })
 }
 
 /// The test's own idea of a live instance, independent of the code under test.
@@ -240,6 +245,8 @@ proptest! {
             .into_iter()
             .map(|(id, state, fingerprint)| LocalKey { id, state, fingerprint })
             .collect();
-        let _ = plan_key_actions(&registry, &local, &KeyPolicy { unmanaged });
+        for trust in [KeyTrust::IdentityDocument, KeyTrust::FirstKey] {
+            let _ = plan_key_actions(&registry, &local, &KeyPolicy { unmanaged: unmanaged.clone(), trust });
+        }
     }
 }

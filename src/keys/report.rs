@@ -138,6 +138,7 @@ mod tests {
         ];
         let policy = KeyPolicy {
             unmanaged: ["bastion".to_owned()].into(),
+            ..KeyPolicy::default()
         };
         let rows = key_report(&registry, &local, &policy);
         let standings: Vec<(&str, KeyStanding)> =

@@ -33,12 +33,22 @@ fn key(id: &str, state: LocalKeyState, fingerprint: &str) -> LocalKey {
 }
 
 fn plan(registry: &[RegistryMinion], local: &[LocalKey]) -> Vec<KeyAction> {
-    plan_key_actions(registry, local, &KeyPolicy::default())
+    plan_key_actions(registry, local, &first_key())
+}
+
+/// The policy that pins the first key offered: most of these tests are about what the plan
+/// does with keys found on a master.
+fn first_key() -> KeyPolicy {
+    KeyPolicy {
+        trust: KeyTrust::FirstKey,
+        ..KeyPolicy::default()
+    }
 }
 
 fn unmanaged(ids: &[&str]) -> KeyPolicy {
     KeyPolicy {
         unmanaged: ids.iter().map(|id| (*id).to_owned()).collect(),
+        trust: KeyTrust::FirstKey,
     }
 }
 
@@ -104,8 +114,47 @@ fn first_pending_key_of_a_live_instance_is_pinned_then_accepted() {
             plan(&registry, &local),
             vec![pin(A, Pending, &r.finger(0)), accept(A, &r.finger(0))]
         );
-        assert_settles(&registry, &local, &KeyPolicy::default());
+        assert_settles(&registry, &local, &first_key());
     }
+}
+
+#[test]
+fn with_identity_document_trust_no_key_found_on_a_master_is_ever_pinned() {
+    let r = ring();
+    let attested = KeyPolicy::default();
+    assert_eq!(attested.trust, KeyTrust::IdentityDocument);
+    for state in [Launching, Running] {
+        // Neither a pending nor an accepted key of an unpinned live instance: they stay.
+        for local_state in [Pending, Accepted] {
+            let registry = [minion(A, state, None)];
+            let local = [key(A, local_state, &r.finger(0))];
+            assert_eq!(plan_key_actions(&registry, &local, &attested), vec![]);
+        }
+        // Once a claim pinned the key, it is accepted, and pre-seeded where missing.
+        let registry = [minion(A, state, Some(r.pinned(0)))];
+        assert_eq!(
+            plan_key_actions(&registry, &[key(A, Pending, &r.finger(0))], &attested),
+            vec![accept(A, &r.finger(0))]
+        );
+        assert_eq!(
+            plan_key_actions(&registry, &[], &attested),
+            vec![pre_seed(A, &r, 0)]
+        );
+        // Another key than the claimed one is refused as under first_key.
+        assert_eq!(
+            plan_key_actions(&registry, &[key(A, Accepted, &r.finger(1))], &attested),
+            vec![
+                delete(A, Accepted, &r.finger(1), mismatch(&r.finger(0))),
+                pre_seed(A, &r, 0)
+            ]
+        );
+    }
+    // Terminated instances' keys go, whoever pinned them.
+    let registry = [minion(A, Terminated, None)];
+    assert_eq!(
+        plan_key_actions(&registry, &[key(A, Pending, &r.finger(0))], &attested),
+        vec![delete(A, Pending, &r.finger(0), DeleteReason::Terminated)]
+    );
 }
 
 #[test]
@@ -171,7 +220,7 @@ fn pending_key_with_the_pinned_fingerprint_is_accepted() {
     let registry = [minion(A, Running, Some(r.pinned(0)))];
     let local = [key(A, Pending, &r.finger(0))];
     assert_eq!(plan(&registry, &local), vec![accept(A, &r.finger(0))]);
-    assert_settles(&registry, &local, &KeyPolicy::default());
+    assert_settles(&registry, &local, &first_key());
 }
 
 #[test]
@@ -187,7 +236,7 @@ fn pending_key_with_another_fingerprint_is_rejected_as_a_mismatch() {
             pinned: r.finger(0),
         }]
     );
-    assert_settles(&registry, &local, &KeyPolicy::default());
+    assert_settles(&registry, &local, &first_key());
 }
 
 #[test]
@@ -202,7 +251,7 @@ fn accepted_key_with_another_fingerprint_is_replaced_by_the_pinned_key() {
             pre_seed(A, &r, 0),
         ]
     );
-    assert_settles(&registry, &local, &KeyPolicy::default());
+    assert_settles(&registry, &local, &first_key());
 }
 
 #[test]
@@ -225,7 +274,7 @@ fn a_wrong_accepted_key_goes_even_when_the_pinned_key_cannot_be_pre_seeded() {
             plan(&registry, &local),
             vec![delete(A, Accepted, &r.finger(1), mismatch(&r.finger(0)))]
         );
-        assert_settles(&registry, &local, &KeyPolicy::default());
+        assert_settles(&registry, &local, &first_key());
     }
 }
 
@@ -245,7 +294,7 @@ fn accepted_key_without_a_pin_is_pinned_as_it_is() {
         plan(&registry, &local),
         vec![pin(A, Accepted, &r.finger(2))]
     );
-    assert_settles(&registry, &local, &KeyPolicy::default());
+    assert_settles(&registry, &local, &first_key());
 }
 
 #[test]
@@ -270,7 +319,7 @@ fn a_wrong_pending_key_beside_the_right_accepted_one_is_deleted_not_rejected() {
             pin(A, Accepted, &r.finger(0)),
         ]
     );
-    assert_settles(&registry, &local, &KeyPolicy::default());
+    assert_settles(&registry, &local, &first_key());
 }
 
 #[test]
@@ -293,7 +342,7 @@ fn terminated_and_terminating_instances_lose_every_key() {
             expected.sort();
             assert_eq!(plan(&registry, &local), expected);
             assert_eq!(expected.len(), 5);
-            assert_settles(&registry, &local, &KeyPolicy::default());
+            assert_settles(&registry, &local, &first_key());
             // Nothing to delete, and nothing pre-seeded for an instance that is leaving.
             assert_eq!(plan(&registry, &[]), vec![]);
         }
@@ -326,7 +375,7 @@ fn pinned_live_minion_without_a_key_here_is_pre_seeded() {
     for state in [Launching, Running] {
         let registry = [minion(A, state, Some(r.pinned(3)))];
         assert_eq!(plan(&registry, &[]), vec![pre_seed(A, &r, 3)]);
-        assert_settles(&registry, &[], &KeyPolicy::default());
+        assert_settles(&registry, &[], &first_key());
         // Denied keys are only Salt's record of refusals: they do not stop the pre-seed.
         let denied = [key(A, Denied, &r.finger(1))];
         assert_eq!(plan(&registry, &denied), vec![pre_seed(A, &r, 3)]);

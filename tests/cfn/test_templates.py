@@ -49,6 +49,7 @@ PHOENIX_CONFIG_KEYS = {
     "master_key_secret",
     "master_groups",
     "minion_groups",
+    "keys",
 }
 
 DATA_OUTPUTS = {
@@ -56,6 +57,8 @@ DATA_OUTPUTS = {
     "MinionsTable",
     "QueueUrl",
     "QueueArn",
+    "ClaimQueueUrl",
+    "ClaimQueueArn",
     "DeadLetterQueueUrl",
     "TopicArn",
     "KmsKeyArn",
@@ -81,6 +84,7 @@ MASTER_ACTIONS = {
     "sqs:DeleteMessage",
     "sqs:GetQueueAttributes",
     "sqs:ReceiveMessage",
+    "sqs:SendMessage",
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetSecretValue",
     "secretsmanager:PutSecretValue",
@@ -92,7 +96,9 @@ MASTER_ACTIONS = {
     "autoscaling:SetInstanceHealth",
     "ec2:DescribeInstances",
 }
-MINION_ACTIONS = {"dynamodb:GetItem", "dynamodb:Query", "kms:Decrypt"}
+MINION_ACTIONS = {"dynamodb:GetItem", "dynamodb:Query", "kms:Decrypt", "sqs:SendMessage"}
+
+CLAIM_QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/phoenix-qa-claims"
 
 NOTIFICATION_TYPES = {
     "autoscaling:EC2_INSTANCE_LAUNCH",
@@ -341,6 +347,7 @@ def test_master_role_has_exactly_the_engine_permissions(compute: dict[str, Any])
     assert actions == MASTER_ACTIONS
     by_sid = {statement["Sid"]: statement for statement in granted}
     assert by_sid["ConsumeLifecycleEvents"]["Resource"] == {"Ref": "QueueArn"}
+    assert by_sid["JudgeIdentityClaims"]["Resource"] == {"Ref": "ClaimQueueArn"}
     assert by_sid["SharedMasterKey"]["Resource"] == {"Ref": "MasterKeySecretArn"}
     assert by_sid["ClusterKeyThroughServices"]["Resource"] == {"Ref": "KmsKeyArn"}
     assert "kms:ViaService" in by_sid["ClusterKeyThroughServices"]["Condition"]["StringEquals"]
@@ -368,6 +375,14 @@ def test_minion_role_only_reads_the_masters_table(compute: dict[str, Any]) -> No
     assert table.endswith(":table/${MastersTable}")
     via = by_sid["DecryptRegistryThroughDynamoDB"]["Condition"]["StringEquals"]["kms:ViaService"]
     assert sub_template(via)[0].startswith("dynamodb.")
+    # A minion sends its identity claim and nothing else: it cannot read anyone's claim,
+    # nor write a lifecycle event.
+    assert by_sid["SendIdentityClaim"] == {
+        "Sid": "SendIdentityClaim",
+        "Effect": "Allow",
+        "Action": "sqs:SendMessage",
+        "Resource": {"Ref": "ClaimQueueArn"},
+    }
 
 
 def test_lifecycle_hook_role_only_sends_to_the_queue(data: dict[str, Any]) -> None:
@@ -511,6 +526,7 @@ SAMPLE_VALUES = {
     "MastersTable": "phoenix-qa-masters",
     "MinionsTable": "phoenix-qa-minions",
     "QueueUrl": "https://sqs.eu-west-1.amazonaws.com/123456789012/phoenix-qa-events",
+    "ClaimQueueUrl": CLAIM_QUEUE_URL,
     "MastersGroup": "phoenix-qa-masters",
     "MinionsGroup": "phoenix-qa-minions",
     "HighstateGating": "true",
@@ -576,6 +592,7 @@ def test_master_user_data_configures_phoenix_engine_reactor_and_git(
     assert master["phoenix"]["minion_groups"] == ["phoenix-qa-minions"]
     # The live masters never report a master within the group's own grace period.
     assert master["phoenix"]["replacement"] == {"launch_grace": 450}
+    assert master["phoenix"]["keys"] == {"claim_queue_url": CLAIM_QUEUE_URL}
     assert set(own_minion["phoenix"]) == PHOENIX_CONFIG_KEYS | {"replacement"}
     assert own_minion["beacons"] == {"master_list": [{"interval": 1}]}
     merged: dict[str, Any] = {}
@@ -634,6 +651,7 @@ def test_minion_user_data_configures_phoenix_and_the_beacon(compute: dict[str, A
     (config,) = config_documents(script)
     assert config["id"] == "i-0123456789abcdef0"
     assert set(config["phoenix"]) == PHOENIX_CONFIG_KEYS
+    assert config["phoenix"]["keys"] == {"claim_queue_url": CLAIM_QUEUE_URL}
     assert config["beacons"] == {"master_list": [{"interval": 1}]}
     assert script.index("phoenix minion-config") < script.index("enable --now salt-minion")
     assert "salt-master" not in script
@@ -660,6 +678,7 @@ def test_phoenix_config_output_uses_exactly_the_engine_keys(data: dict[str, Any]
             "MastersTable": "phoenix-qa-masters",
             "MinionsTable": "phoenix-qa-minions",
             "EventsQueue": "https://sqs.eu-west-1.amazonaws.com/123456789012/phoenix-qa-events",
+            "ClaimQueue": "https://sqs.eu-west-1.amazonaws.com/123456789012/phoenix-qa-claims",
             "MastersGroup": "phoenix-qa-masters",
             "MinionsGroup": "phoenix-qa-minions",
         },
@@ -676,7 +695,24 @@ def test_phoenix_config_output_uses_exactly_the_engine_keys(data: dict[str, Any]
         "master_key_secret": "phoenix/qa/master-key",
         "master_groups": ["phoenix-qa-masters"],
         "minion_groups": ["phoenix-qa-minions"],
+        "keys": {
+            "claim_queue_url": "https://sqs.eu-west-1.amazonaws.com/123456789012/phoenix-qa-claims"
+        },
     }
+
+
+def test_claim_queue_takes_claims_for_the_enrolment_window_only(data: dict[str, Any]) -> None:
+    (queue,) = [
+        resource["Properties"]
+        for resource in resources_of(data, "AWS::SQS::Queue").values()
+        if resource["Properties"]["QueueName"] == {"Fn::Sub": "phoenix-${ClusterName}-claims"}
+    ]
+    # Longer than the default enrolment window (900 s): a claim waiting for its launch to be
+    # recorded is still there when it is.
+    assert queue["MessageRetentionPeriod"] >= 900
+    # SQS's own encryption: instances send without any KMS permission.
+    assert queue["SqsManagedSseEnabled"] is True
+    assert "RedrivePolicy" not in queue
 
 
 def test_registry_tables(data: dict[str, Any]) -> None:

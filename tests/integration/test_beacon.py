@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from phoenix_salt.lab import messages
 from phoenix_salt.lab.cluster import Cluster, master_instance_id
 from phoenix_salt.lab.emulator import Emulator
 from phoenix_salt.lab.lifecycle_actions import LifecycleActions
+from phoenix_salt.lab.metadata import MetadataService
 from phoenix_salt.lab.processes import wait_for
 from phoenix_salt.lab.salt import BusListener, SaltMaster, SaltMinion
 from phoenix_salt.lab.stack import Stack, provision
@@ -59,8 +60,20 @@ def _cluster(
     )
 
 
-def _config_only_minion(minion_id: str, aws: Emulator, stack: Stack, tmp_path: Path) -> SaltMinion:
-    """A minion that is never started: only its config file, for `phoenix minion-config`."""
+@pytest.fixture
+def metadata() -> Iterator[MetadataService]:
+    service = MetadataService()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def _config_only_minion(
+    minion_id: str, aws: Emulator, stack: Stack, tmp_path: Path, metadata: MetadataService
+) -> SaltMinion:
+    """A minion that is never started: only its config file (and its instance's metadata,
+    for the identity claim it sends first), for `phoenix minion-config`."""
     return SaltMinion(
         minion_id,
         tmp_path / "minion",
@@ -68,6 +81,7 @@ def _config_only_minion(minion_id: str, aws: Emulator, stack: Stack, tmp_path: P
         4506,
         aws.env(),
         {"phoenix": stack.phoenix_block()},
+        metadata=metadata,
     )
 
 
@@ -248,9 +262,9 @@ def test_an_unreachable_or_empty_registry_changes_nothing(
 
 
 def test_minion_config_waits_for_a_live_master_and_never_touches_a_foreign_file(
-    aws: Emulator, stack: Stack, tmp_path: Path
+    aws: Emulator, stack: Stack, tmp_path: Path, metadata: MetadataService
 ) -> None:
-    minion = _config_only_minion("i-0b00000000000cafe", aws, stack, tmp_path)
+    minion = _config_only_minion("i-0b00000000000cafe", aws, stack, tmp_path, metadata)
     # No master is live: it waits as long as told, then fails, writing nothing.
     result = minion.minion_config(wait=0)
     assert result.returncode == 1
@@ -292,9 +306,9 @@ def test_minion_config_waits_for_a_live_master_and_never_touches_a_foreign_file(
 
 
 def test_the_first_master_of_a_cluster_does_not_wait_for_itself(
-    aws: Emulator, stack: Stack, tmp_path: Path
+    aws: Emulator, stack: Stack, tmp_path: Path, metadata: MetadataService
 ) -> None:
-    minion = _config_only_minion("i-0a0000000000000a1", aws, stack, tmp_path)
+    minion = _config_only_minion("i-0a0000000000000a1", aws, stack, tmp_path, metadata)
     result = minion.minion_config(0, "--starting-master", "10.0.0.1")
     assert result.returncode == 0, result.stderr
     assert minion.drop_in_masters() == ["10.0.0.1"]

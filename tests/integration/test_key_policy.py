@@ -49,7 +49,9 @@ def _pending(pki_dir: Path, minion_id: str) -> str:
 
 
 def _config(stack: Stack, **keys: Any) -> _core.Config:
-    block = stack.phoenix_block(minion_groups=[MINIONS_GROUP], keys=keys)
+    # These checks guard the first acceptance of a key found on a master (trust: first_key);
+    # an identity claim is always checked against the configured groups (test_enrolment.py).
+    block = stack.phoenix_block(minion_groups=[MINIONS_GROUP], keys={"trust": "first_key", **keys})
     return _core.Config.from_json(json.dumps(block))
 
 

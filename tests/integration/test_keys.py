@@ -17,6 +17,7 @@ from phoenix_salt import _core
 from phoenix_salt.lab import messages
 from phoenix_salt.lab.cluster import Cluster
 from phoenix_salt.lab.emulator import Emulator
+from phoenix_salt.lab.metadata import ACCOUNT_ID
 from phoenix_salt.lab.processes import wait_for
 from phoenix_salt.lab.salt import BusListener, SaltMaster, SaltMinion
 from phoenix_salt.lab.stack import Stack, provision
@@ -242,10 +243,27 @@ def test_the_reactor_files_accept_and_delete_keys_without_the_engine(
     )
     master = cluster.masters[0]
     minion = cluster.minions[0]
-    # The registry learns the instance through the engine's own apply path, run here.
-    engine = _core.Engine(_core.Config.from_json(json.dumps(stack.phoenix_block())))
+    # The registry learns the instance through the engine's own apply path, and the minion's
+    # identity claim is judged by an engine: both run here, as on another master of the
+    # cluster; this master has only the reactor files.
+    engine = _core.Engine(
+        _core.Config.from_json(
+            json.dumps(
+                stack.phoenix_block(
+                    master_id="i-0000000000000a0ff",
+                    master_address="127.0.0.1",
+                    keys={"account_id": ACCOUNT_ID},
+                )
+            )
+        )
+    )
     launched = fleet.notification(messages.LAUNCH, minion.minion_id)
     assert engine.apply_body(json.dumps(launched))["outcome"] == "done"
+    wait_for(
+        lambda: minion.minion_id in engine.poll_claims(wait_seconds=1)["pinned"],
+        60,
+        "the minion's claim to pin its key",
+    )
     wait_for(lambda: _answers(master, minion.minion_id), 90, "the reactor to accept the key")
     assert _pinned(stack, minion.minion_id) == _core.pem_fingerprint(minion.public_key())
 

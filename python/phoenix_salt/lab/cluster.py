@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from phoenix_salt.lab.emulator import Emulator
+from phoenix_salt.lab.metadata import MetadataService
 from phoenix_salt.lab.ports import free_port
 from phoenix_salt.lab.processes import wait_for
 from phoenix_salt.lab.salt import SaltMaster, SaltMinion, salt_bin_dir
@@ -88,6 +89,8 @@ class Cluster:
         self.publish_port = free_port(interfaces)
         self.ret_port = free_port(interfaces)
         self.env = {**emulator.env(), **(extra_env or {})}
+        # Each instance's metadata stand-in (identity documents signed by the lab's key).
+        self.metadata = MetadataService()
         self.masters = [self._master(i + 1, master_id) for i, master_id in enumerate(master_ids)]
         # The drop-in that the beacon and `phoenix minion-config` write names the lab's ports.
         self.minion_phoenix = {
@@ -120,6 +123,7 @@ class Cluster:
             self.bin_dir,
             publish_port=self.publish_port,
             supervised=self.supervised_minions and follow,
+            metadata=self.metadata if follow else None,
         )
 
     def add_minion(self, minion_id: str, follow: bool = True, **opts: Any) -> SaltMinion:
@@ -154,7 +158,7 @@ class Cluster:
             interface,
             self.publish_port,
             self.ret_port,
-            {**self.env, **self.master_env.get(number, {})},
+            {**self.env, **self.metadata.env(master_id), **self.master_env.get(number, {})},
             {
                 "phoenix": {
                     **self.phoenix,
@@ -243,3 +247,4 @@ class Cluster:
             if daemons:
                 with ThreadPoolExecutor(len(daemons)) as pool:
                     list(pool.map(lambda daemon: daemon.stop(), daemons))
+        self.metadata.stop()

@@ -20,6 +20,7 @@ import psutil
 import yaml
 
 from phoenix_salt import _core
+from phoenix_salt.lab.metadata import MetadataService
 from phoenix_salt.lab.ports import is_listening
 from phoenix_salt.lab.processes import ManagedProcess, wait_for
 
@@ -299,9 +300,16 @@ class SaltMinion(_SaltDaemon):
         bin_dir: Path | None = None,
         publish_port: int | None = None,
         supervised: bool = False,
+        metadata: MetadataService | None = None,
     ) -> None:
         self.minion_id = minion_id
         self.root = root
+        # The instance's metadata stand-in: with one, this minion claims its key at its first
+        # start (attested enrolment), as user data has it do on an instance.
+        self.metadata = metadata
+        self.claimed: dict[str, Any] | None = None
+        if metadata is not None:
+            env = {**env, **metadata.env(minion_id)}
         base: dict[str, Any] = {
             "id": minion_id,
             "master": list(masters) if len(masters) > 1 else masters[0],
@@ -378,14 +386,53 @@ class SaltMinion(_SaltDaemon):
 
     def first_boot(self, *extra: str, wait: float = 60) -> None:
         """What user data does at an instance's first boot: ``phoenix minion-config`` (with
-        ``extra`` arguments), then salt-minion starts. Raises RuntimeError if the first fails."""
-        result = self.minion_config(wait, *extra)
+        ``extra`` arguments; it makes the key pair and claims it), then salt-minion starts.
+        Raises RuntimeError if the first fails."""
+        result = self.minion_config(wait, "--json", *extra)
         if result.returncode != 0:
             raise RuntimeError(
                 f"phoenix minion-config for {self.minion_id} exited {result.returncode}:\n"
                 f"{result.stdout}\n{result.stderr}"
             )
+        self.claimed = json.loads(result.stdout).get("claim")
         self.start()
+
+    @property
+    def claims(self) -> bool:
+        """Whether this minion sends an identity claim before its first start: it has a
+        metadata stand-in and its masters trust identity documents."""
+        keys = (self.opts.get("phoenix") or {}).get("keys") or {}
+        return self.metadata is not None and keys.get("trust", "identity_document") == (
+            "identity_document"
+        )
+
+    def claim(self, wait: float = 60) -> dict[str, Any]:
+        """``phoenix claim`` for this minion: its key pair made, its claim sent."""
+        self.write_config()
+        result = subprocess.run(
+            [
+                str(self.bin_dir / "phoenix"),
+                "claim",
+                "-c",
+                str(self.conf_dir / "minion"),
+                "--wait",
+                str(wait),
+                "--json",
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=wait + 60,
+            env=self.env,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"phoenix claim for {self.minion_id} exited {result.returncode}:\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        claimed: dict[str, Any] = json.loads(result.stdout)
+        self.claimed = claimed
+        return claimed
 
     @property
     def pki_dir(self) -> Path:
@@ -396,6 +443,10 @@ class SaltMinion(_SaltDaemon):
         return (self.pki_dir / "minion.pub").read_text()
 
     def start(self) -> None:
+        """Starts salt-minion; at the first start of a minion that claims, its key pair is
+        made and claimed first (as user data does before salt-minion first starts)."""
+        if self.claims and self.claimed is None and not (self.pki_dir / "minion.pem").exists():
+            self.claim()
         self.write_config()
         self.process.start()
 

@@ -12,6 +12,7 @@ from importlib import resources
 from typing import Any
 
 from phoenix_salt.lab.emulator import REGION, Emulator
+from phoenix_salt.lab.metadata import lab_signer
 
 # The emulator's redelivery is as real as AWS's: a message not deleted comes back after the
 # visibility timeout, and after this many receives it moves to the dead-letter queue.
@@ -32,17 +33,31 @@ class Stack:
     cluster: str
     queue_url: str
     dead_letter_queue_url: str
-    # The data stack's outputs (TopicArn, PhoenixConfig, ...).
+    # The data stack's outputs (TopicArn, PhoenixConfig, ClaimQueueUrl, ...).
     outputs: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def claim_queue_url(self) -> str:
+        return self.outputs["ClaimQueueUrl"]
 
     def phoenix_block(self, **extra: Any) -> dict[str, Any]:
         """The ``phoenix:`` block that points at this stack. A message that failed comes
-        back within seconds (``retry``), as the lab's short visibility timeout has it."""
+        back within seconds (``retry``), as the lab's short visibility timeout has it.
+        Attested enrolment as on AWS: claims go to the stack's claim queue, and the masters
+        trust the lab's signer of identity documents (lab/metadata.py); each engine learns the
+        account from its own master's document, as on EC2. ``keys`` in ``extra`` is merged
+        into that, key by key."""
+        keys = {
+            "claim_queue_url": self.claim_queue_url,
+            "identity_certificates": {REGION: lab_signer().certificate_pem},
+            **(extra.pop("keys", None) or {}),
+        }
         return {
             "cluster": self.cluster,
             "region": REGION,
             "queue_url": self.queue_url,
             "retry": LAB_RETRY,
+            "keys": keys,
             **extra,
         }
 
