@@ -824,3 +824,25 @@ def test_data_stack_deploys_into_moto() -> None:
         assert config["queue_url"] == outputs["QueueUrl"]
         assert config["masters_table"] == "phoenix-qa-masters"
         assert config["region"] == region
+
+
+def test_only_the_masters_role_may_read_the_master_key(compute: dict[str, Any]) -> None:
+    (policy,) = resources_of(compute, "AWS::SecretsManager::ResourcePolicy").values()
+    properties = policy["Properties"]
+    assert properties["SecretId"] == {"Ref": "MasterKeySecretArn"}
+    assert properties["BlockPublicPolicy"] is True
+    (statement,) = properties["ResourcePolicy"]["Statement"]
+    # A deny for everyone else: it holds whatever identity policies the account has.
+    assert statement["Effect"] == "Deny"
+    assert statement["Principal"] == "*"
+    assert statement["Action"] == "secretsmanager:GetSecretValue"
+    allowed = statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+    condition, with_reader, masters_only = allowed["Fn::If"]
+    assert condition == "HasMasterKeyReader"
+    master_role = {"Fn::GetAtt": ["MasterRole", "Arn"]}
+    assert masters_only == [master_role]
+    assert with_reader == [master_role, {"Ref": "MasterKeyReaderArn"}]
+    assert compute["Parameters"]["MasterKeyReaderArn"]["Default"] == ""
+    # The minions' role never had the secret in its policies either.
+    minion = json.dumps(role_statements(compute, "MinionRole"))
+    assert "secretsmanager" not in minion and "MasterKeySecret" not in minion
