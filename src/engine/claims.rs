@@ -18,8 +18,8 @@ use super::queue::{self, QueueMessage};
 use crate::aws::AwsClients;
 use crate::config::PhoenixConfig;
 use crate::enrolment::{
-    verify_claim, verify_signed_document, ClaimRefusal, EnrolmentPolicy, IdentityCertificates,
-    KeyClaim,
+    quote_within, shorten, verify_claim, verify_signed_document, ClaimRefusal, EnrolmentPolicy,
+    IdentityCertificates, KeyClaim,
 };
 use crate::error::{Error, Result};
 use crate::lifecycle::Role;
@@ -391,15 +391,9 @@ impl RefusalBudget {
     }
 }
 
+/// A claimed (untrusted) id or group for a log line or a refusal: shortened, escaped.
 fn quote(value: &str) -> String {
-    format!("{:?}", shorten(value, ID_CHARS))
-}
-
-fn shorten(value: &str, kept: usize) -> String {
-    match value.char_indices().nth(kept) {
-        Some((cut, _)) => format!("{}...", value.get(..cut).unwrap_or_default()),
-        None => value.to_owned(),
-    }
+    quote_within(value, ID_CHARS)
 }
 
 #[cfg(test)]

@@ -52,4 +52,5 @@ pub use claim::{
 pub use document::IdentityDocument;
 pub use message::{KeyClaim, CLAIM_FORMAT, MAX_CLAIM_BYTES};
 pub use refusal::ClaimRefusal;
+pub(crate) use refusal::{quote_within, shorten};
 pub use regions::{is_region_name, REGIONS_WITH_THEIR_OWN_CERTIFICATE};

@@ -190,11 +190,16 @@ impl ClaimRefusal {
 /// Shortens `value` and quotes it with Rust string escapes, so control characters and line
 /// breaks cannot leave the one log line.
 pub(crate) fn quote(value: &str) -> String {
-    format!("{:?}", shorten(value, KEPT_CHARS))
+    quote_within(value, KEPT_CHARS)
+}
+
+/// [`quote`], keeping at most `kept` characters.
+pub(crate) fn quote_within(value: &str, kept: usize) -> String {
+    format!("{:?}", shorten(value, kept))
 }
 
 /// Keeps at most `kept` characters of `value`, marking the cut.
-fn shorten(value: &str, kept: usize) -> String {
+pub(crate) fn shorten(value: &str, kept: usize) -> String {
     match value.char_indices().nth(kept) {
         Some((cut, _)) => format!("{}...", value.get(..cut).unwrap_or_default()),
         None => value.to_owned(),

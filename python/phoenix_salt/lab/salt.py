@@ -364,13 +364,13 @@ class SaltMinion(_SaltDaemon):
             return None
         return masters
 
-    def minion_config(self, wait: float = 60, *extra: str) -> subprocess.CompletedProcess[str]:
-        """`phoenix minion-config` for this minion, as user data runs it at first boot."""
+    def _phoenix(self, command: str, wait: float, *extra: str) -> subprocess.CompletedProcess[str]:
+        """``phoenix <command>`` with this minion's config, as user data runs it."""
         self.write_config()
         return subprocess.run(
             [
                 str(self.bin_dir / "phoenix"),
-                "minion-config",
+                command,
                 "-c",
                 str(self.conf_dir / "minion"),
                 "--wait",
@@ -384,17 +384,26 @@ class SaltMinion(_SaltDaemon):
             env=self.env,
         )
 
+    def _phoenix_json(self, command: str, wait: float, *extra: str) -> dict[str, Any]:
+        """What ``phoenix <command> --json`` printed; RuntimeError if it failed."""
+        result = self._phoenix(command, wait, "--json", *extra)
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"phoenix {command} for {self.minion_id} exited {result.returncode}:\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        printed: dict[str, Any] = json.loads(result.stdout)
+        return printed
+
+    def minion_config(self, wait: float = 60, *extra: str) -> subprocess.CompletedProcess[str]:
+        """`phoenix minion-config` for this minion, as user data runs it at first boot."""
+        return self._phoenix("minion-config", wait, *extra)
+
     def first_boot(self, *extra: str, wait: float = 60) -> None:
         """What user data does at an instance's first boot: ``phoenix minion-config`` (with
         ``extra`` arguments; it makes the key pair and claims it), then salt-minion starts.
         Raises RuntimeError if the first fails."""
-        result = self.minion_config(wait, "--json", *extra)
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"phoenix minion-config for {self.minion_id} exited {result.returncode}:\n"
-                f"{result.stdout}\n{result.stderr}"
-            )
-        self.claimed = json.loads(result.stdout).get("claim")
+        self.claimed = self._phoenix_json("minion-config", wait, *extra).get("claim")
         self.start()
 
     @property
@@ -408,29 +417,7 @@ class SaltMinion(_SaltDaemon):
 
     def claim(self, wait: float = 60) -> dict[str, Any]:
         """``phoenix claim`` for this minion: its key pair made, its claim sent."""
-        self.write_config()
-        result = subprocess.run(
-            [
-                str(self.bin_dir / "phoenix"),
-                "claim",
-                "-c",
-                str(self.conf_dir / "minion"),
-                "--wait",
-                str(wait),
-                "--json",
-            ],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=wait + 60,
-            env=self.env,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"phoenix claim for {self.minion_id} exited {result.returncode}:\n"
-                f"{result.stdout}\n{result.stderr}"
-            )
-        claimed: dict[str, Any] = json.loads(result.stdout)
+        claimed = self._phoenix_json("claim", wait)
         self.claimed = claimed
         return claimed
 
