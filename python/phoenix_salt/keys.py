@@ -287,14 +287,36 @@ class Reconciler:
             return "skipped", CHANGED
         self._wheel("key.accept_dict", {"minions_pre": [minion]})
         log.info("phoenix: accepted the key of %s (%s)", minion, action["fingerprint"])
+        self._seeded(action)
         return "done", None
 
     def _pre_seed(self, action: dict[str, Any]) -> tuple[str, str | None]:
         minion = action["id"]
         if self.manager.pre_seed(minion, action["public_key"]):
             log.info("phoenix: pre-seeded the pinned key of %s", minion)
+            self._seeded(action)
             return "done", None
         return "skipped", "an accepted key appeared meanwhile"
+
+    def _seeded(self, action: dict[str, Any]) -> None:
+        """Records in the registry that this master holds the pinned key, for the minion's
+        first boot to see (``seeded_on``). Only a wait depends on it, so a failure is logged
+        and nothing more: the minion is then accepted when it authenticates."""
+        import phoenix_salt
+
+        if action.get("role") is None:
+            return
+        try:
+            self.manager.record_seeded(
+                action["id"], action["role"], action["fingerprint"], self.master
+            )
+        except phoenix_salt.PhoenixError as exc:
+            log.debug(
+                "phoenix: could not record that %s holds the key of %s: %s",
+                self.master,
+                action["id"],
+                exc,
+            )
 
     def _wheel(self, function: str, match: dict[str, list[str]]) -> Any:
         return self.wheel.cmd(function, kwarg={"match": match}, print_event=False)

@@ -44,6 +44,24 @@ pub fn send_claim<'py>(
     to_python(py, &sent)
 }
 
+/// Where `minion_id`'s enrolment stands: `{"pinned": fingerprint | None, "seeded": [...],
+/// "waiting_for": [...]}` (live masters that hold the pinned key as accepted, and those that
+/// do not yet).
+#[pyfunction]
+pub fn enrolment_status<'py>(
+    py: Python<'py>,
+    config: &Config,
+    minion_id: String,
+) -> PyResult<Bound<'py, PyAny>> {
+    let access = AwsAccess::new(config.inner.clone());
+    let clients = access.clients(py)?;
+    let config = config.inner.clone();
+    let status = wait(py, async move {
+        claimant::enrolment_status(&clients, &config, &minion_id).await
+    })?;
+    to_python(py, &status)
+}
+
 /// The claim queue message for `document` (its exact bytes), `signature` (base64, as IMDS
 /// serves it) and `public_key`, as `instance_id` claims: what `send_claim` sends. For tools
 /// and tests that make claims of their own.
