@@ -300,7 +300,10 @@ class Demo:
             bootstrap=True,
         )
         self.cluster.start(start_minions=False)
-        for instance, master in zip(launched, self.cluster.masters, strict=True):
+        # The group may already have replaced one of them meanwhile (a master that did not
+        # serve in time, on a loaded machine): the replacement boots by itself, appended.
+        first = self.cluster.masters[: len(launched)]
+        for instance, master in zip(launched, first, strict=True):
             self.masters[instance.instance_id] = master
             self._write_state_tree(master)
             self.own_minions[instance.instance_id] = self.cluster.start_own_minion(master)
