@@ -99,6 +99,7 @@ class Reconciler:
         fire: Fire,
         manager: KeyManager | None = None,
     ) -> None:
+        import phoenix_salt
         from phoenix_salt import _core
         from phoenix_salt import config as phoenix_config
 
@@ -106,10 +107,19 @@ class Reconciler:
         self.wheel = wheel
         self.fire = fire
         self.manager = manager or _core.KeyManager(config, pki_dir(opts))
-        # Who pinned a key, as the registry records it: the master's instance id where the
-        # config names it, else Salt's id of this master.
         settings = phoenix_config.as_dict(config)
-        self.master = str(settings["master_id"] or opts.get("id", "?"))
+        # Who pins and who holds keys, in the registry's words: the master's instance id
+        # (the live list's), from the config or the instance metadata.
+        try:
+            self.master = _core.master_instance_id(config)
+        except phoenix_salt.PhoenixError as exc:
+            self.master = str(opts.get("id", "?"))
+            log.warning(
+                "phoenix: this master's instance id is unknown (%s); keys it pins and holds "
+                "are recorded under Salt's id %s, which minions do not wait for",
+                exc,
+                self.master,
+            )
         # On whose word keys are pinned: identity_document (a claim) or first_key.
         self.trust = str(settings["keys"]["trust"])
         self._reported: set[tuple[str, str]] = set()

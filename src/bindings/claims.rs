@@ -134,3 +134,14 @@ impl ClaimVerifier {
         to_python(py, &verified)
     }
 }
+
+/// This master's instance id: `phoenix.master_id`, else the instance metadata's (IMDSv2).
+/// What the live list, pins and `seeded_on` call a master. Raises ConfigError off EC2 without
+/// `phoenix.master_id`.
+#[pyfunction]
+pub fn master_instance_id(py: Python<'_>, config: &Config) -> PyResult<String> {
+    let config = config.inner.clone();
+    wait(py, async move {
+        Ok(crate::engine::resolve_identity(&config).await?.instance_id)
+    })
+}
