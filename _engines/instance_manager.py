@@ -64,12 +64,6 @@ __virtualname__ = "instance_manager"
 # Backoff after an AWS failure: doubling from the first to the last, then steady.
 BACKOFF_FIRST_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 30.0
-# A return event is recorded only once the master's job cache holds that return: Salt writes
-# it there just after firing the event. Past this, the event was a minion's forgery.
-CONFIRM_SECONDS = 30.0
-CONFIRM_POLL_SECONDS = 0.2
-# Return events waiting for the job cache at most (a flood of forgeries costs no more).
-MAX_UNCONFIRMED = 1000
 # A configuration error cannot heal by itself: say so again this often, and do nothing else.
 CONFIG_ERROR_REPEAT_SECONDS = 600.0
 
@@ -278,40 +272,6 @@ def _highstate_loop(config, interval, stopping):
             stopping.wait(_backoff(failures))
 
 
-def _confirm_returns(highstates, unconfirmed, unrecorded):
-    """Records each candidate return once the master's job cache shows it (the master
-    received it on its ``_return`` path), with the cache's data, never the event's; drops
-    those whose time ran out: a minion fired them (highstate.py, ``received``)."""
-    import phoenix_salt
-
-    now = time.monotonic()
-    for found, deadline in list(unconfirmed.items()):
-        data = highstates.received(*found)
-        if data is None:
-            if now >= deadline:
-                del unconfirmed[found]
-                log.warning(
-                    "phoenix: ignored a return event of job %s for %s: this master never "
-                    "received that return (not in its job cache); a minion fired it",
-                    found[1],
-                    found[0],
-                )
-            continue
-        del unconfirmed[found]
-        try:
-            highstates.returned(*found, data)
-        except phoenix_salt.PhoenixError as exc:
-            log.warning(
-                "phoenix: recording the return of job %s from %s failed (%s: %s); "
-                "trying again before the next sweep",
-                found[1],
-                found[0],
-                type(exc).__name__,
-                exc,
-            )
-            unrecorded.append((*found, data))
-
-
 def _follow_highstates(config, interval, stopping):
     import salt.utils.event
 
@@ -322,25 +282,13 @@ def _follow_highstates(config, interval, stopping):
     listener = salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=True)
     bus = _bus()
     highstates = FirstHighstates(opts, config, lambda events: _fire(bus, events))
-    blind = highstates.keeps_returns()
-    if blind:
-        log.error(
-            "phoenix: this master cannot confirm first highstates' returns (%s): Phoenix "
-            "records a return only once the master's job cache holds it, so none is "
-            "recorded here and attempts time out; turn the job cache on",
-            blind,
-        )
     # Returns that could not be recorded (AWS failing): tried again before each sweep, so
     # none is lost while this engine runs (the attempt's timeout covers a restart).
     unrecorded = []
-    # Return events not confirmed by the job cache yet: (minion id, jid) -> deadline.
-    unconfirmed = {}
     failures = 0
     next_sweep = 0.0
     try:
         while not stopping.is_set():
-            if unconfirmed:
-                _confirm_returns(highstates, unconfirmed, unrecorded)
             now = time.monotonic()
             if now >= next_sweep:
                 try:
@@ -368,27 +316,28 @@ def _follow_highstates(config, interval, stopping):
                         _backoff(failures),
                     )
                 continue
-            # Never wait=0: Salt reads that as "block forever". Short while returns wait
-            # for the job cache.
-            longest = CONFIRM_POLL_SECONDS if unconfirmed else 1.0
+            # Never wait=0: Salt reads that as "block forever".
             event = listener.get_event(
-                wait=max(0.05, min(longest, next_sweep - now)), full=True, no_block=False
+                wait=max(0.05, min(1.0, next_sweep - now)), full=True, no_block=False
             )
             if not event:
                 continue
-            found = job_return(event.get("tag", ""), event.get("data") or {})
-            if found is None or found in unconfirmed:
+            data = event.get("data") or {}
+            found = job_return(event.get("tag", ""), data)
+            if found is None:
                 continue
-            if len(unconfirmed) >= MAX_UNCONFIRMED:
+            try:
+                highstates.returned(*found, data)
+            except phoenix_salt.PhoenixError as exc:
                 log.warning(
-                    "phoenix: %d return events wait for the job cache already; ignored the "
-                    "one of job %s for %s",
-                    len(unconfirmed),
+                    "phoenix: recording the return of job %s from %s failed (%s: %s); "
+                    "trying again before the next sweep",
                     found[1],
                     found[0],
+                    type(exc).__name__,
+                    exc,
                 )
-                continue
-            unconfirmed[found] = time.monotonic() + CONFIRM_SECONDS
+                unrecorded.append((*found, data))
     finally:
         highstates.close()
         listener.destroy()

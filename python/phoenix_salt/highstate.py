@@ -25,9 +25,7 @@ RETRY_PING_TIMEOUT_SECONDS = 5
 
 
 def job_return(tag: str, data: Mapping[str, Any]) -> tuple[str, str] | None:
-    """``(minion_id, jid)`` when an event looks like the return of a highstate job, else
-    None. Only a candidate: any accepted minion can fire an event with this tag and these
-    fields (``FirstHighstates.received`` says whether the master received such a return)."""
+    """``(minion_id, jid)`` when an event is the return of a highstate job, else None."""
     if not tag.startswith("salt/job/") or "/ret/" not in tag:
         return None
     if data.get("fun") not in HIGHSTATE_FUNCTIONS:
@@ -54,7 +52,6 @@ class FirstHighstates:
         self.core = _core.FirstHighstate(config)
         self.fire = fire
         self._client: Any = None
-        self._returners: Any = None
 
     def close(self) -> None:
         if self._client is not None:
@@ -116,36 +113,6 @@ class FirstHighstates:
         if minion_id not in (published.get("minions") or []):
             return "the minion is not among the job's targets: its key is not accepted here"
         return None
-
-    def keeps_returns(self) -> str | None:
-        """Why this master cannot confirm returns, or None: Salt writes a return into the
-        master's job cache only on its ``_return`` path, and nothing at all with
-        ``job_cache: False`` or an ``ext_job_cache``."""
-        if not self.opts.get("job_cache", True):
-            return "job_cache is False"
-        if self.opts.get("ext_job_cache"):
-            return f"ext_job_cache is {self.opts['ext_job_cache']!r}"
-        return None
-
-    def received(self, minion_id: str, jid: str) -> dict[str, Any] | None:
-        """The return of ``jid`` that this master itself received from ``minion_id``, from
-        its job cache, or None while there is none.
-
-        A minion can fire ``salt/job/<jid>/ret/<any id>`` with any data on the master's bus
-        (Salt's minion event blacklist does not cover it, and ``event.fire_master`` with a
-        ``preload`` of ``events`` sets every field), and every minion sees each job id on the
-        publish channel. Only Salt's ``_return`` path writes the job cache, for the minion the
-        request came from; it fires the return event just before it writes there, so a
-        genuine return shows up here moments after its event."""
-        if self._returners is None:
-            import salt.loader
-
-            self._returners = salt.loader.returners(self.opts, {})
-        get_jid = self._returners[f"{self.opts.get('master_job_cache', 'local_cache')}.get_jid"]
-        entry = (get_jid(jid) or {}).get(minion_id)
-        if not isinstance(entry, Mapping) or "return" not in entry:
-            return None
-        return {**entry, "id": minion_id, "jid": jid}
 
     def returned(self, minion_id: str, jid: str, data: Mapping[str, Any]) -> dict[str, Any]:
         """Records a highstate job's return, when it is a first highstate's running attempt."""

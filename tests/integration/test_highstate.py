@@ -6,7 +6,6 @@ RecordLifecycleActionHeartbeat: the tests check the requests the engine made).""
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -266,83 +265,3 @@ def test_the_runner_refuses_unknown_ids_and_patterns(
     pattern = master.cli("salt-run", ["highstate_runner.rerun", "i-*"])
     assert pattern.returncode == 2
     assert "is a pattern" in pattern.stdout
-
-
-def test_a_forged_return_event_changes_no_first_highstate(
-    aws: Emulator,
-    stack: Stack,
-    make_cluster: Callable[..., Cluster],
-    lifecycle_actions: LifecycleActions,
-) -> None:
-    """An accepted minion fires ``salt/job/<jid>/ret/<victim>`` for the victim's running
-    first highstate (it saw the job id on the publish channel), claiming success: the record
-    only ever takes the return the master itself received from the victim."""
-    phoenix = stack.phoenix_block(
-        heartbeat_interval=1, master_stale_after=4, highstate_gating=True, highstate=HIGHSTATE
-    )
-    master_opts = {"engines": [{"instance_manager": {}}], "auto_accept": False, **reactor_config()}
-    cluster = make_cluster(
-        phoenix, masters=1, minions=2, master_opts=master_opts, start_minions=False
-    )
-    master = cluster.masters[0]
-    victim, attacker = cluster.minions
-    # The victim's highstate runs a while, then fails: a forged success would be a lie.
-    root = Path(master.opts["file_roots"]["base"][0])
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "top.sls").write_text(f"base:\n  '{victim.minion_id}':\n    - slow\n")
-    (root / "slow.sls").write_text("slow_then_broken:\n  cmd.run:\n    - name: sleep 8; exit 1\n")
-    fleet.register(aws, stack, attacker.minion_id)
-    attacker.start()
-    wait_for(lambda: fleet.answers(master, attacker.minion_id), 90, "the attacker minion")
-    _launch(aws, stack, lifecycle_actions, victim.minion_id)
-    victim.start()
-    wait_for(
-        lambda: _record(stack, victim.minion_id).get("status") == "running",
-        90,
-        "the victim's first highstate to start",
-    )
-    jid = _record(stack, victim.minion_id)["jid"]
-    forged = {
-        "id": victim.minion_id,
-        "jid": jid,
-        "fun": "state.apply",
-        "retcode": 0,
-        "success": True,
-        "return": {"forged_|-forged_|-forged_|-run": {"result": True, "changes": {}}},
-    }
-    events = [{"tag": f"salt/job/{jid}/ret/{victim.minion_id}", "data": forged}]
-    with BusListener(master) as bus:
-        fired = subprocess.run(
-            [
-                str(attacker.bin_dir / "salt-call"),
-                "-c",
-                str(attacker.conf_dir),
-                "event.fire_master",
-                "{}",
-                "anything",
-                f"preload={json.dumps({'events': events})}",
-            ],
-            env=attacker.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert fired.returncode == 0, fired.stderr
-        # The forgery reached the master's bus, looking like the victim's return...
-        seen = bus.wait_for(f"salt/job/{jid}/ret/{victim.minion_id}", 30)
-        assert seen["return"] == forged["return"]
-    # ...and changed nothing: the attempt runs on, then fails as the victim reports.
-    assert _record(stack, victim.minion_id)["status"] == "running"
-    wait_for(
-        lambda: (
-            _record(stack, victim.minion_id).get("attempt", 1) > 1
-            or _record(stack, victim.minion_id).get("status") == "failed"
-        ),
-        120,
-        "the victim's real return (a failure) to be recorded",
-    )
-    record = _record(stack, victim.minion_id)
-    assert record.get("status") != "succeeded"
-    # What was recorded is the victim's own return, taken from the master's job cache.
-    assert "forged" not in json.dumps(record)
