@@ -8,6 +8,8 @@ use crate::config::PhoenixConfig;
 use crate::enrolment::{ClaimRefusal, IdentityDocument, KeyClaim};
 use crate::error::{Error, Result};
 use crate::keys::pem_fingerprint;
+use crate::lifecycle::Role;
+use crate::registry;
 
 /// What was sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -59,5 +61,44 @@ pub async fn send_claim(
         instance_id,
         fingerprint,
         message_id: sent.message_id.unwrap_or_default(),
+    })
+}
+
+/// Where an instance's enrolment stands, as it waits before salt-minion starts: the pinned
+/// fingerprint, and the live masters that do not hold the key as accepted yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnrolmentStatus {
+    /// The registry's pin, if any.
+    pub pinned: Option<String>,
+    /// Live masters that hold the pinned key as accepted.
+    pub seeded: Vec<String>,
+    /// Live masters that do not yet.
+    pub waiting_for: Vec<String>,
+}
+
+/// Reads `minion_id`'s pin and the masters that hold it (its row in the minions' table,
+/// else the masters': a master's own minion), against the live masters.
+pub async fn enrolment_status(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+    minion_id: &str,
+) -> Result<EnrolmentStatus> {
+    let mut enrolment = None;
+    for role in [Role::Minion, Role::Master] {
+        enrolment = registry::read_enrolment(clients, config, role, minion_id).await?;
+        if enrolment.is_some() {
+            break;
+        }
+    }
+    let enrolment = enrolment.unwrap_or_default();
+    let live = registry::read_live_masters(clients, config).await?;
+    let (seeded, waiting_for) = live
+        .into_iter()
+        .map(|master| master.instance_id)
+        .partition(|id| enrolment.seeded_on.contains(id));
+    Ok(EnrolmentStatus {
+        pinned: enrolment.pinned,
+        seeded,
+        waiting_for,
     })
 }

@@ -21,7 +21,8 @@ use crate::registry::{self, InstanceRecord, PinOutcome};
 const AUTOSCALING_IDS_PER_CALL: usize = 50;
 
 /// One planned action, with what the caller needs to carry it out: for a pin, the table the
-/// instance lives in and the public key to record.
+/// instance lives in and the public key to record; for an accept or a pre-seed, the table
+/// (to record that this master holds the key).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlannedAction {
     #[serde(flatten)]
@@ -126,6 +127,10 @@ impl KeyManager {
                             .filter(|stored| stored.key.fingerprint == *fingerprint)
                             .map(|stored| stored.public_key.clone()),
                     ),
+                    // Who records that this master holds the key needs its table.
+                    KeyAction::Accept { id, .. } | KeyAction::PreSeed { id, .. } => {
+                        (roles.get(id.as_str()).copied(), None)
+                    }
                     _ => (None, None),
                 };
                 PlannedAction {
@@ -291,5 +296,18 @@ impl KeyManager {
             crate::clock::now_ms(),
         )
         .await
+    }
+
+    /// Records that `master` holds `id`'s pinned key as accepted (see
+    /// [`registry::record_seeded`]).
+    pub async fn record_seeded(
+        &self,
+        clients: &AwsClients,
+        role: Role,
+        id: &str,
+        fingerprint: &str,
+        master: &str,
+    ) -> Result<bool> {
+        registry::record_seeded(clients, &self.config, role, id, fingerprint, master).await
     }
 }

@@ -275,6 +275,8 @@ def _master_bootstrap(args: argparse.Namespace) -> int:
 # Progress lines while waiting for a live master, this many seconds apart.
 WAIT_REPORT_SECONDS = 10.0
 WAIT_RETRY_SECONDS = 2.0
+# The longest wait, after the claim, for every live master to hold the key as accepted.
+ACCEPT_WAIT = 60.0
 
 
 def _minion_id(args: argparse.Namespace, opts: dict[str, Any]) -> str | None:
@@ -339,6 +341,58 @@ def _send_claim(args: argparse.Namespace, settings_config: Any, minion_id: str) 
     return sent
 
 
+def _wait_until_accepted(
+    settings_config: Any, minion_id: str, fingerprint: str, wait: float
+) -> list[str]:
+    """Waits (up to ``wait`` seconds) until the registry pins ``fingerprint`` for this minion
+    and every live master holds it as accepted, so that salt-minion's first authentication
+    is accepted everywhere at once, never pending. With no live master there is no one to
+    judge the claim yet (the first master of a cluster boots its own minion): no wait. Past
+    ``wait`` it goes on, saying which masters it did not see: they accept the key when the
+    minion authenticates. Returns the masters that hold the key."""
+    from phoenix_salt import _core
+
+    started = time.monotonic()
+    reported = started
+    while True:
+        try:
+            status = _core.enrolment_status(settings_config, minion_id)
+        except _core.AwsError as exc:
+            if not exc.retryable:  # access denied, say: waiting cannot help
+                print(
+                    f"phoenix: not waiting for the masters to accept the key: {exc}",
+                    file=sys.stderr,
+                )
+                return []
+            status = {"pinned": None, "seeded": [], "waiting_for": [f"the registry ({exc})"]}
+        if status["pinned"] not in (None, fingerprint):
+            raise _core.ClaimError(
+                f"the registry pins another key for {minion_id} ({status['pinned']}), not "
+                f"this one ({fingerprint}): this instance's key cannot be accepted"
+            )
+        done = status["pinned"] == fingerprint and not status["waiting_for"]
+        nobody = status["pinned"] is None and not status["seeded"] and not status["waiting_for"]
+        if done or nobody:
+            return list(status["seeded"])
+        waited = time.monotonic() - started
+        if waited + WAIT_RETRY_SECONDS / 4 > wait:
+            waiting = ", ".join(status["waiting_for"]) or "the claim to be judged"
+            print(
+                f"phoenix: going on after {waited:.0f} s without {waiting}: the key is "
+                "accepted there when salt-minion authenticates",
+                file=sys.stderr,
+            )
+            return list(status["seeded"])
+        if time.monotonic() - reported >= WAIT_REPORT_SECONDS:
+            print(
+                f"phoenix: waiting for every live master to accept the key "
+                f"({waited:.0f} of {wait:.0f} s): not yet {', '.join(status['waiting_for'])}",
+                file=sys.stderr,
+            )
+            reported = time.monotonic()
+        time.sleep(WAIT_RETRY_SECONDS / 4)
+
+
 def _claim(args: argparse.Namespace) -> int:
     from phoenix_salt import config, saltconf
 
@@ -370,6 +424,9 @@ def _minion_config(args: argparse.Namespace) -> int:
         claimed = _send_claim(args, settings_config, minion_id)
         if not args.json:
             print(f"claimed key {claimed['fingerprint']} for {claimed['instance_id']}")
+        claimed["accepted_by"] = _wait_until_accepted(
+            settings_config, minion_id, claimed["fingerprint"], min(args.wait, ACCEPT_WAIT)
+        )
     path = follow.drop_in_path(settings, opts)
     result = _retrying(
         "a live master",

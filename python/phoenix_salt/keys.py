@@ -99,6 +99,7 @@ class Reconciler:
         fire: Fire,
         manager: KeyManager | None = None,
     ) -> None:
+        import phoenix_salt
         from phoenix_salt import _core
         from phoenix_salt import config as phoenix_config
 
@@ -106,10 +107,19 @@ class Reconciler:
         self.wheel = wheel
         self.fire = fire
         self.manager = manager or _core.KeyManager(config, pki_dir(opts))
-        # Who pinned a key, as the registry records it: the master's instance id where the
-        # config names it, else Salt's id of this master.
         settings = phoenix_config.as_dict(config)
-        self.master = str(settings["master_id"] or opts.get("id", "?"))
+        # Who pins and who holds keys, in the registry's words: the master's instance id
+        # (the live list's), from the config or the instance metadata.
+        try:
+            self.master = _core.master_instance_id(config)
+        except phoenix_salt.PhoenixError as exc:
+            self.master = str(opts.get("id", "?"))
+            log.warning(
+                "phoenix: this master's instance id is unknown (%s); keys it pins and holds "
+                "are recorded under Salt's id %s, which minions do not wait for",
+                exc,
+                self.master,
+            )
         # On whose word keys are pinned: identity_document (a claim) or first_key.
         self.trust = str(settings["keys"]["trust"])
         self._reported: set[tuple[str, str]] = set()
@@ -287,14 +297,36 @@ class Reconciler:
             return "skipped", CHANGED
         self._wheel("key.accept_dict", {"minions_pre": [minion]})
         log.info("phoenix: accepted the key of %s (%s)", minion, action["fingerprint"])
+        self._seeded(action)
         return "done", None
 
     def _pre_seed(self, action: dict[str, Any]) -> tuple[str, str | None]:
         minion = action["id"]
         if self.manager.pre_seed(minion, action["public_key"]):
             log.info("phoenix: pre-seeded the pinned key of %s", minion)
+            self._seeded(action)
             return "done", None
         return "skipped", "an accepted key appeared meanwhile"
+
+    def _seeded(self, action: dict[str, Any]) -> None:
+        """Records in the registry that this master holds the pinned key, for the minion's
+        first boot to see (``seeded_on``). Only a wait depends on it, so a failure is logged
+        and nothing more: the minion is then accepted when it authenticates."""
+        import phoenix_salt
+
+        if action.get("role") is None:
+            return
+        try:
+            self.manager.record_seeded(
+                action["id"], action["role"], action["fingerprint"], self.master
+            )
+        except phoenix_salt.PhoenixError as exc:
+            log.debug(
+                "phoenix: could not record that %s holds the key of %s: %s",
+                self.master,
+                action["id"],
+                exc,
+            )
 
     def _wheel(self, function: str, match: dict[str, list[str]]) -> Any:
         return self.wheel.cmd(function, kwarg={"match": match}, print_event=False)

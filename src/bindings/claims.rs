@@ -44,6 +44,24 @@ pub fn send_claim<'py>(
     to_python(py, &sent)
 }
 
+/// Where `minion_id`'s enrolment stands: `{"pinned": fingerprint | None, "seeded": [...],
+/// "waiting_for": [...]}` (live masters that hold the pinned key as accepted, and those that
+/// do not yet).
+#[pyfunction]
+pub fn enrolment_status<'py>(
+    py: Python<'py>,
+    config: &Config,
+    minion_id: String,
+) -> PyResult<Bound<'py, PyAny>> {
+    let access = AwsAccess::new(config.inner.clone());
+    let clients = access.clients(py)?;
+    let config = config.inner.clone();
+    let status = wait(py, async move {
+        claimant::enrolment_status(&clients, &config, &minion_id).await
+    })?;
+    to_python(py, &status)
+}
+
 /// The claim queue message for `document` (its exact bytes), `signature` (base64, as IMDS
 /// serves it) and `public_key`, as `instance_id` claims: what `send_claim` sends. For tools
 /// and tests that make claims of their own.
@@ -115,4 +133,15 @@ impl ClaimVerifier {
         let verified = verified.map_err(Error::from)?;
         to_python(py, &verified)
     }
+}
+
+/// This master's instance id: `phoenix.master_id`, else the instance metadata's (IMDSv2).
+/// What the live list, pins and `seeded_on` call a master. Raises ConfigError off EC2 without
+/// `phoenix.master_id`.
+#[pyfunction]
+pub fn master_instance_id(py: Python<'_>, config: &Config) -> PyResult<String> {
+    let config = config.inner.clone();
+    wait(py, async move {
+        Ok(crate::engine::resolve_identity(&config).await?.instance_id)
+    })
 }

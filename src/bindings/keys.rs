@@ -202,6 +202,27 @@ impl KeyManager {
         to_python(py, &outcome)
     }
 
+    /// Records that `master` holds `minion_id`'s pinned key (`fingerprint`) as accepted, so
+    /// that the minion's first boot can wait for every live master. Returns False when the
+    /// registry no longer pins that key.
+    fn record_seeded(
+        &self,
+        py: Python<'_>,
+        minion_id: String,
+        role: &str,
+        fingerprint: String,
+        master: String,
+    ) -> PyResult<bool> {
+        let role = super::session::parse_role(role)?;
+        let clients = self.access.clients(py)?;
+        let manager = Arc::clone(&self.manager);
+        wait(py, async move {
+            manager
+                .record_seeded(&clients, role, &minion_id, &fingerprint, &master)
+                .await
+        })
+    }
+
     /// The fingerprint of `minion_id`'s key in `state` (`accepted`, `pending`, `rejected`,
     /// `denied`) right now, or None.
     fn fingerprint(&self, minion_id: &str, state: &str) -> PyResult<Option<String>> {

@@ -38,6 +38,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(keys::plan_key_actions, m)?)?;
     m.add_function(wrap_pyfunction!(claims::send_claim, m)?)?;
     m.add_function(wrap_pyfunction!(claims::claim_message, m)?)?;
+    m.add_function(wrap_pyfunction!(claims::enrolment_status, m)?)?;
+    m.add_function(wrap_pyfunction!(claims::master_instance_id, m)?)?;
     m.add_function(wrap_pyfunction!(keys::pem_fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(keys::salt_write_in_flight, m)?)?;
     m.add_function(wrap_pyfunction!(follow::write_minion_config, m)?)?;

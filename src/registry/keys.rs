@@ -18,6 +18,10 @@ use crate::lifecycle::Role;
 
 /// The row attribute holding the pin (`key` is a DynamoDB reserved word).
 pub const KEY_ATTRIBUTE: &str = "minion_key";
+/// The row attribute listing the masters that hold the pinned key as accepted (a string
+/// set): a booting minion waits until it covers every live master, so that no master ever
+/// holds its key as pending.
+pub const SEEDED_ATTRIBUTE: &str = "seeded_on";
 
 /// A pinned key as stored in an instance's row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -124,6 +128,80 @@ pub async fn pin_key(
         },
         _ => PinOutcome::NotLive,
     })
+}
+
+/// Records that `master` holds `instance_id`'s pinned key as accepted. Conditional on the
+/// row still pinning `fingerprint`; returns false (nothing recorded) when it does not.
+pub async fn record_seeded(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+    role: Role,
+    instance_id: &str,
+    fingerprint: &str,
+    master: &str,
+) -> Result<bool> {
+    let result = clients
+        .dynamodb
+        .update_item()
+        .table_name(table_for(config, role))
+        .key(CLUSTER_KEY, AttributeValue::S(config.cluster.clone()))
+        .key(INSTANCE_KEY, AttributeValue::S(instance_id.into()))
+        .update_expression(format!("ADD {SEEDED_ATTRIBUTE} :master"))
+        .condition_expression(format!("{KEY_ATTRIBUTE}.fingerprint = :fingerprint"))
+        .expression_attribute_values(":master", AttributeValue::Ss(vec![master.into()]))
+        .expression_attribute_values(":fingerprint", AttributeValue::S(fingerprint.into()))
+        .send()
+        .await
+        .aws_context("dynamodb", "UpdateItem");
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if is_condition_failed(&err) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// How far an instance's enrolment got, as the instance itself may read it: the pinned
+/// fingerprint and the masters that hold it as accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Enrolment {
+    pub pinned: Option<String>,
+    pub seeded_on: Vec<String>,
+}
+
+/// `instance_id`'s enrolment, read with a projection of the pin's fingerprint and the
+/// seeded set only (the minions' role may read nothing else of a row). None: no row.
+pub async fn read_enrolment(
+    clients: &AwsClients,
+    config: &PhoenixConfig,
+    role: Role,
+    instance_id: &str,
+) -> Result<Option<Enrolment>> {
+    let output = clients
+        .dynamodb
+        .get_item()
+        .table_name(table_for(config, role))
+        .key(CLUSTER_KEY, AttributeValue::S(config.cluster.clone()))
+        .key(INSTANCE_KEY, AttributeValue::S(instance_id.into()))
+        .projection_expression(format!(
+            "{INSTANCE_KEY}, {KEY_ATTRIBUTE}.fingerprint, {SEEDED_ATTRIBUTE}"
+        ))
+        .consistent_read(true)
+        .send()
+        .await
+        .aws_context("dynamodb", "GetItem")?;
+    Ok(output.item.map(|item| Enrolment {
+        pinned: item
+            .get(KEY_ATTRIBUTE)
+            .and_then(|pin| pin.as_m().ok())
+            .and_then(|pin| pin.get("fingerprint"))
+            .and_then(|fingerprint| fingerprint.as_s().ok())
+            .cloned(),
+        seeded_on: item
+            .get(SEEDED_ATTRIBUTE)
+            .and_then(|set| set.as_ss().ok())
+            .cloned()
+            .unwrap_or_default(),
+    }))
 }
 
 /// A registry row as the key plan sees it.

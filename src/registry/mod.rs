@@ -14,7 +14,10 @@ pub use instances::{
     apply_event, clear_launch_hook, clear_retire_hook, get, list, record_heartbeat, table_for,
     Applied, InstanceRecord, KeptHook, RetireHook,
 };
-pub use keys::{pin_key, registry_minion, KeyPin, PinOutcome, KEY_ATTRIBUTE};
+pub use keys::{
+    pin_key, read_enrolment, record_seeded, registry_minion, Enrolment, KeyPin, PinOutcome,
+    KEY_ATTRIBUTE, SEEDED_ATTRIBUTE,
+};
 pub use masters::{
     live_masters, read_live_masters, read_master_heartbeats, LiveMaster, MasterHeartbeat,
 };

@@ -366,7 +366,9 @@ def test_master_role_has_exactly_the_engine_permissions(compute: dict[str, Any])
     assert masters["HealthCheckGracePeriod"] == {"Ref": "MasterHealthCheckGracePeriod"}
 
 
-def test_minion_role_only_reads_the_masters_table(compute: dict[str, Any]) -> None:
+def test_minion_role_reads_the_live_masters_its_enrolment_and_sends_its_claim(
+    compute: dict[str, Any],
+) -> None:
     granted = role_statements(compute, "MinionRole")
     actions = {action for statement in granted for action in as_list(statement["Action"])}
     assert actions == MINION_ACTIONS
@@ -375,6 +377,16 @@ def test_minion_role_only_reads_the_masters_table(compute: dict[str, Any]) -> No
     assert table.endswith(":table/${MastersTable}")
     via = by_sid["DecryptRegistryThroughDynamoDB"]["Condition"]["StringEquals"]["kms:ViaService"]
     assert sub_template(via)[0].startswith("dynamodb.")
+    # Of the minions' table, only a row's pin and who holds it, by a projection.
+    enrolment = by_sid["ReadEnrolment"]
+    assert enrolment["Action"] == "dynamodb:GetItem"
+    assert sub_template(enrolment["Resource"])[0].endswith(":table/${MinionsTable}")
+    assert enrolment["Condition"] == {
+        "ForAllValues:StringEquals": {
+            "dynamodb:Attributes": ["cluster", "instance_id", "minion_key", "seeded_on"]
+        },
+        "StringEquals": {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"},
+    }
     # A minion sends its identity claim and nothing else: it cannot read anyone's claim,
     # nor write a lifecycle event.
     assert by_sid["SendIdentityClaim"] == {

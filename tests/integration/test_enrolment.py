@@ -109,27 +109,39 @@ def test_a_claimed_key_is_accepted_on_every_master_before_the_minion_connects(
     aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
 ) -> None:
     cluster = _cluster(make_cluster, stack, masters=2, minions=1)
-    first, second = cluster.masters
     minion = cluster.minions[0]
+    master_ids = {master.opts["phoenix"]["master_id"] for master in cluster.masters}
     fleet.register(aws, stack, minion.minion_id)
+    wait_for(
+        lambda: {m["instance_id"] for m in fleet.session(stack).live_masters()} == master_ids,
+        60,
+        "both masters live",
+    )
     buses = [BusListener(master) for master in cluster.masters]
     try:
-        # What user data does before salt-minion starts: the key pair made, the claim sent.
-        claimed = minion.claim()
+        # What user data does: `phoenix minion-config` makes the key pair, claims it, waits
+        # until every live master holds it as accepted, writes the drop-in; then salt-minion
+        # starts.
+        minion.first_boot()
         fingerprint = _core.pem_fingerprint(minion.public_key())
-        assert claimed == {**claimed, "instance_id": minion.minion_id, "fingerprint": fingerprint}
-        wait_for(lambda: _pinned(stack, minion.minion_id) == fingerprint, 30, "the pin")
-        # Both masters hold the key as accepted before the minion ever connected.
+        assert minion.claimed is not None
+        assert minion.claimed["fingerprint"] == fingerprint
+        assert set(minion.claimed["accepted_by"]) == master_ids
+        assert _pinned(stack, minion.minion_id) == fingerprint
+        wait_for(
+            lambda: all(fleet.answers(m, minion.minion_id) for m in cluster.masters),
+            90,
+            "the minion on both masters",
+        )
         for master in cluster.masters:
-            wait_for(
-                lambda master=master: master.key_states(minion.minion_id) == ["minions"],
-                30,
-                f"the claimed key on {master.name}",
-            )
-        # One engine judged the claim (SQS hands a message to one receiver) and said so.
+            assert master.key_states(minion.minion_id) == ["minions"]
         for bus in buses:
             with contextlib.suppress(TimeoutError):
                 bus.wait_for("never/", 2)
+        # No key was ever pending: every authentication was accepted at once.
+        acts = [_auth_acts(bus, minion.minion_id) for bus in buses]
+        assert all(acts) and all(set(act) == {"accept"} for act in acts), acts
+        # One engine judged the claim (SQS hands a message to one receiver) and said so.
         events = [
             data
             for bus in buses
@@ -139,17 +151,10 @@ def test_a_claimed_key_is_accepted_on_every_master_before_the_minion_connects(
         assert len(events) == 1, events
         assert events[0]["fingerprint"] == fingerprint
         assert events[0]["trust"] == "identity_document"
-        assert events[0]["pinned_by"] in {m.opts["phoenix"]["master_id"] for m in cluster.masters}
-
-        minion.start()
-        wait_for(lambda: fleet.answers(first, minion.minion_id), 90, "the minion on the first")
-        # No key was ever pending: every authentication was accepted at once.
-        for bus in buses:
-            assert "pend" not in _auth_acts(bus, minion.minion_id)
+        assert events[0]["pinned_by"] in master_ids
     finally:
         for bus in buses:
             bus.close()
-    assert second.key_states(minion.minion_id) == ["minions"]
 
 
 def test_a_key_without_a_valid_claim_is_never_accepted(
