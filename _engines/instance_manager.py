@@ -276,12 +276,13 @@ def _follow_highstates(config, interval, stopping):
     import salt.utils.event
 
     import phoenix_salt
-    from phoenix_salt.highstate import FirstHighstates, job_return
+    from phoenix_salt.highstate import FirstHighstates, IgnoredReturns, job_return
 
     opts = dict(__opts__)
     listener = salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=True)
     bus = _bus()
     highstates = FirstHighstates(opts, config, lambda events: _fire(bus, events))
+    refusals = IgnoredReturns()
     # Returns that could not be recorded (AWS failing): tried again before each sweep, so
     # none is lost while this engine runs (the attempt's timeout covers a restart).
     unrecorded = []
@@ -326,8 +327,12 @@ def _follow_highstates(config, interval, stopping):
             found = job_return(event.get("tag", ""), data)
             if found is None:
                 continue
+            report, why = highstates.verified(*found, data)
+            if report is None:
+                refusals.note(found, why)
+                continue
             try:
-                highstates.returned(*found, data)
+                highstates.returned(*found, report)
             except phoenix_salt.PhoenixError as exc:
                 log.warning(
                     "phoenix: recording the return of job %s from %s failed (%s: %s); "
@@ -337,7 +342,7 @@ def _follow_highstates(config, interval, stopping):
                     type(exc).__name__,
                     exc,
                 )
-                unrecorded.append((*found, data))
+                unrecorded.append((*found, report))
     finally:
         highstates.close()
         listener.destroy()

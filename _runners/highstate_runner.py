@@ -12,7 +12,8 @@ all masters, retried, recorded in the registry.
 it starts an attempt only for a minion whose first highstate never ran (or whose retry is
 due), and only on one master even when several see the start; a minion restarted by the
 master_list beacon or by Salt's failover does not run it again. It publishes
-``state.apply`` and returns at once: the instance_manager engine records the job's return,
+``phoenix_highstate.apply`` (``state.apply``, its result signed with the minion's key) and
+returns at once: the instance_manager engine records the job's return, if the minion signed it,
 retries failed attempts (``phoenix.highstate.attempts``, ``retry_delay``) and, with
 ``phoenix.highstate_gating``, completes the minion's launch lifecycle action (CONTINUE on
 success, ABANDON after the last failed attempt). See docs/highstate.md.

@@ -1,8 +1,8 @@
 """How Salt finds Phoenix's loader modules: the ``salt.loader`` entry point.
 
-The wheel ships the top-level ``_engines/ _runners/ _beacons/`` folders of the source tree
-as ``phoenix_salt/salt_modules/{engines,runners,beacons}``; Salt asks this function for the
-folders of each loader type and imports the modules it finds there.
+The wheel ships the top-level ``_modules/ _engines/ _runners/ _beacons/`` folders of the
+source tree as ``phoenix_salt/salt_modules/{modules,engines,runners,beacons}``; Salt asks
+this function for the folders of each loader type and imports the modules it finds there.
 
 The shims import nothing heavy at import time; they call :func:`core_unavailable` from
 ``__virtual__`` so that a missing or broken native core makes Salt say why.
@@ -17,6 +17,7 @@ MODULES = Path(__file__).resolve().parent / "salt_modules"
 
 # Salt's loader type -> folder in the wheel.
 LOADER_TYPES = {
+    "modules": "modules",
     "engines": "engines",
     "runners": "runners",
     "beacons": "beacons",

@@ -6,6 +6,7 @@ RecordLifecycleActionHeartbeat: the tests check the requests the engine made).""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from phoenix_salt import _core
+from phoenix_salt import _core, highstate_report
+from phoenix_salt.highstate import HIGHSTATE_FUNCTION
 from phoenix_salt.lab import messages
 from phoenix_salt.lab.cluster import Cluster, master_instance_id
 from phoenix_salt.lab.emulator import Emulator
@@ -265,3 +267,137 @@ def test_the_runner_refuses_unknown_ids_and_patterns(
     pattern = master.cli("salt-run", ["highstate_runner.rerun", "i-*"])
     assert pattern.returncode == 2
     assert "is a pattern" in pattern.stdout
+
+
+# Run by the attacker minion's Python with its own config and key: Salt's request channel
+# (authenticated as the attacker) carries a `_syndic_return` holding a return for the victim,
+# and, on Salt 3008, a `_return` whose `resource_id` is the victim. Both reach the master's
+# `_return`, which writes the victim's entry in the job cache and fires its return event.
+FORGE_THROUGH_THE_MASTER = """
+import json, sys
+import salt.channel.client, salt.config, salt.minion, salt.version
+conf, victim, jid, forged = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+opts = salt.config.minion_config(conf)
+opts.update(salt.minion.resolve_dns(opts))
+loads = [{"cmd": "_syndic_return", "id": opts["id"], "jid": jid, "fun": forged["fun"],
+          "return": {victim: {k: forged[k] for k in ("return", "retcode", "success")}}}]
+if salt.version.__saltstack_version__.major >= 3008:
+    loads.append({**forged, "cmd": "_return", "id": opts["id"], "resource_id": victim})
+with salt.channel.client.ReqChannel.factory(opts, crypt="aes") as channel:
+    for load in loads:
+        channel.send(load, timeout=30)
+print(len(loads))
+"""
+
+
+def test_a_forged_return_changes_no_first_highstate(
+    aws: Emulator,
+    stack: Stack,
+    make_cluster: Callable[..., Cluster],
+    lifecycle_actions: LifecycleActions,
+) -> None:
+    """An accepted minion forges a success for the victim's running first highstate (it saw
+    the job id on the publish channel) in every way Salt lets it: an event fired with the
+    victim's return tag, and returns the master's own ``_return`` path takes for the victim
+    (``_syndic_return``; ``resource_id`` on 3008), which even land in the master's job cache.
+    The record takes only the report the victim signed."""
+    phoenix = stack.phoenix_block(
+        heartbeat_interval=1, master_stale_after=4, highstate_gating=True, highstate=HIGHSTATE
+    )
+    master_opts = {"engines": [{"instance_manager": {}}], "auto_accept": False, **reactor_config()}
+    cluster = make_cluster(
+        phoenix, masters=1, minions=2, master_opts=master_opts, start_minions=False
+    )
+    master = cluster.masters[0]
+    victim, attacker = cluster.minions
+    # The victim's highstate runs a while, then fails: a forged success would be a lie.
+    root = Path(master.opts["file_roots"]["base"][0])
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "top.sls").write_text(f"base:\n  '{victim.minion_id}':\n    - slow\n")
+    (root / "slow.sls").write_text("slow_then_broken:\n  cmd.run:\n    - name: sleep 8; exit 1\n")
+    fleet.register(aws, stack, attacker.minion_id)
+    attacker.start()
+    wait_for(lambda: fleet.answers(master, attacker.minion_id), 90, "the attacker minion")
+    _launch(aws, stack, lifecycle_actions, victim.minion_id)
+    victim.start()
+    wait_for(
+        lambda: _record(stack, victim.minion_id).get("status") == "running",
+        90,
+        "the victim's first highstate to start",
+    )
+    jid = _record(stack, victim.minion_id)["jid"]
+    # A well-formed report of success for the victim's job, signed with the attacker's key.
+    states = {"forged_|-forged_|-forged_|-run": {"result": True, "changes": {}}}
+    forged = {
+        "id": victim.minion_id,
+        "jid": jid,
+        "fun": HIGHSTATE_FUNCTION,
+        "retcode": 0,
+        "success": True,
+        "return": highstate_report.sign(
+            str(attacker.pki_dir / "minion.pem"), victim.minion_id, jid, 0, states
+        ),
+    }
+    tag = f"salt/job/{jid}/ret/{victim.minion_id}"
+    with BusListener(master) as bus:
+        fired = _as_attacker(
+            attacker,
+            [
+                str(attacker.bin_dir / "salt-call"),
+                "-c",
+                str(attacker.conf_dir),
+                "event.fire_master",
+                "{}",
+                "anything",
+                f"preload={json.dumps({'events': [{'tag': tag, 'data': forged}]})}",
+            ],
+        )
+        sent = int(
+            _as_attacker(
+                attacker,
+                [
+                    str(attacker.bin_dir / "python"),
+                    "-c",
+                    FORGE_THROUGH_THE_MASTER,
+                    str(attacker.conf_dir / "minion"),
+                    victim.minion_id,
+                    jid,
+                    json.dumps(forged),
+                ],
+            )
+        )
+        # Every forgery reached the master's bus as the victim's return...
+        seen = bus.wait_for(
+            tag,
+            30,
+            where=lambda data: "forged" in json.dumps(data["return"], default=str),
+            count=1 + sent,
+        )
+        assert seen["id"] == victim.minion_id
+        assert "True" in fired
+    # ...and the job cache holds a forged entry for the victim: it is no evidence either.
+    cached = master.run_json("salt-run", ["jobs.lookup_jid", jid])
+    assert "forged" in json.dumps(cached.get(victim.minion_id)), cached
+    # Nothing changed: the attempt runs on, then fails as the victim itself reports.
+    assert _record(stack, victim.minion_id)["status"] == "running"
+    wait_for(
+        lambda: (
+            _record(stack, victim.minion_id).get("attempt", 1) > 1
+            or _record(stack, victim.minion_id).get("status") == "failed"
+        ),
+        120,
+        "the victim's real return (a failure) to be recorded",
+    )
+    record = _record(stack, victim.minion_id)
+    assert record.get("status") != "succeeded"
+    assert "forged" not in json.dumps(record)
+    assert "a first highstate takes only a report its minion signed" in master.log_text()
+
+
+def _as_attacker(attacker: Any, argv: list[str]) -> str:
+    """Runs ``argv`` as the attacker minion's own tools would; its output."""
+    result = subprocess.run(
+        argv, env=attacker.env, capture_output=True, text=True, timeout=90, check=False
+    )
+    assert result.returncode == 0, f"{argv[0]} exited {result.returncode}: {result.stderr}"
+    return result.stdout.strip()

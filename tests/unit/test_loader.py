@@ -15,6 +15,7 @@ from phoenix_salt import loader
 
 REPO = Path(__file__).resolve().parents[2]
 SHIMS = {
+    "modules": ("_modules", "phoenix_highstate.py"),
     "engines": ("_engines", "instance_manager.py"),
     "runners": ("_runners", "phoenix.py"),
     "beacons": ("_beacons", "master_list.py"),

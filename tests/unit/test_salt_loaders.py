@@ -45,3 +45,11 @@ def test_the_beacon_loader_finds_master_list(tmp_path: Path) -> None:
     assert beacons["master_list.validate"]([{"interval": 1}]) == (True, "master_list: valid")
     valid, reason = beacons["master_list.validate"]({"interval": 1})
     assert valid is False and "must be a list" in reason
+
+
+def test_the_minion_loader_finds_the_signed_highstate(tmp_path: Path) -> None:
+    opts = salt.config.minion_config(None)
+    opts.update({"cachedir": str(tmp_path / "cache"), "phoenix": {"cluster": "unit"}, "id": "m1"})
+    assert not opts.get("module_dirs")
+    functions = salt.loader.minion_mods(opts)
+    assert "phoenix_highstate.apply" in functions

@@ -454,27 +454,31 @@ class BusListener:
         tag_prefix: str,
         timeout: float,
         where: Callable[[dict[str, Any]], bool] | None = None,
+        count: int = 1,
     ) -> dict[str, Any]:
-        """The data of the first event whose tag starts with ``tag_prefix`` (and whose data
-        satisfies ``where``, if given); raises TimeoutError when none comes within
-        ``timeout`` seconds."""
+        """The data of the ``count``-th event whose tag starts with ``tag_prefix`` (and whose
+        data satisfies ``where``, if given); raises TimeoutError when there are not that many
+        within ``timeout`` seconds."""
         import time
 
         def wanted(tag: str, data: dict[str, Any]) -> bool:
             return tag.startswith(tag_prefix) and (where is None or where(data))
 
-        for tag, data in self.seen:
-            if wanted(tag, data):
-                return data
+        found = [data for tag, data in self.seen if wanted(tag, data)]
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while len(found) < count and time.monotonic() < deadline:
             event = self._event.get_event(wait=1, full=True, no_block=False)
             if not event:
                 continue
             self.seen.append((event["tag"], event["data"]))
             if wanted(event["tag"], event["data"]):
-                return dict(event["data"])
-        raise TimeoutError(f"no matching event tagged {tag_prefix}* within {timeout:.0f} s")
+                found.append(event["data"])
+        if len(found) < count:
+            raise TimeoutError(
+                f"{len(found)} of {count} matching events tagged {tag_prefix}* within "
+                f"{timeout:.0f} s"
+            )
+        return dict(found[count - 1])
 
     def fire(self, tag: str, data: Mapping[str, Any]) -> None:
         """Puts an event on the master's bus, as an engine in the master would."""
