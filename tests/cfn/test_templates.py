@@ -776,10 +776,10 @@ def test_events_queue_topic_and_secret(data: dict[str, Any]) -> None:
         assert subscription["Properties"].get("RawMessageDelivery") in (None, False, "false")
 
     (queue_policy,) = resources_of(data, "AWS::SQS::QueuePolicy").values()
-    (statement,) = statements(queue_policy["Properties"]["PolicyDocument"])
-    assert statement["Principal"] == {"Service": "sns.amazonaws.com"}
-    assert statement["Action"] == "sqs:SendMessage"
-    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "AsgEventsTopic"}}}
+    allow, _ = statements(queue_policy["Properties"]["PolicyDocument"])
+    assert allow["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert allow["Action"] == "sqs:SendMessage"
+    assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "AsgEventsTopic"}}}
 
     secret = resources["MasterKeySecret"]
     assert secret["DeletionPolicy"] == "Retain" and secret["UpdateReplacePolicy"] == "Retain"
@@ -836,6 +836,54 @@ def test_data_stack_deploys_into_moto() -> None:
         assert config["queue_url"] == outputs["QueueUrl"]
         assert config["masters_table"] == "phoenix-qa-masters"
         assert config["region"] == region
+
+
+def _names(values: Any, sender: str) -> set[str]:
+    """The resources a condition's values name (``Ref`` X or X's ``Arn``), the optional
+    EventsQueueSenderArn standing for ``sender`` (``""``: the parameter is empty)."""
+    if isinstance(values, dict) and "Fn::If" in values:
+        _, with_sender, without = values["Fn::If"]
+        values = with_sender if sender else without
+    names = set()
+    for value in values if isinstance(values, list) else [values]:
+        name = value.get("Ref") or value["Fn::GetAtt"][0]
+        names.add(sender if name == "EventsQueueSenderArn" else name)
+    return names
+
+
+def _denied(statement: dict[str, Any], request: dict[str, str], sender: str) -> bool:
+    """Whether a Deny whose only operator is ArnNotEquals applies to a request with these
+    context keys: in IAM every key of the operator must hold, and a negated operator holds
+    for a key the request does not have."""
+    ((operator, keys),) = statement["Condition"].items()
+    assert operator == "ArnNotEquals"
+    return all(
+        key not in request or request[key] not in _names(values, sender)
+        for key, values in keys.items()
+    )
+
+
+def test_only_the_topic_and_the_hooks_may_send_lifecycle_events(data: dict[str, Any]) -> None:
+    """A forged termination would drop a live master from the registry: the queue denies
+    every sender but the stack's topic (SNS's delivery) and the lifecycle hook role, whatever
+    identity policies allow, plus one optional operator role."""
+    (queue_policy,) = resources_of(data, "AWS::SQS::QueuePolicy").values()
+    _, deny = statements(queue_policy["Properties"]["PolicyDocument"])
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*"
+    assert deny["Action"] == "sqs:SendMessage"
+    assert deny["Resource"] == {"Fn::GetAtt": ["EventsQueue", "Arn"]}
+    topic = {"aws:SourceArn": "AsgEventsTopic"}
+    hooks = {"aws:PrincipalArn": "LifecycleHookRole"}
+    operator = {"aws:PrincipalArn": "OperatorRole"}
+    for sender in ("", "OperatorRole"):
+        assert not _denied(deny, topic, sender)
+        assert not _denied(deny, hooks, sender)
+        # An instance's role, an administrator, another topic of the account, anyone.
+        assert _denied(deny, {"aws:PrincipalArn": "MinionRole"}, sender)
+        assert _denied(deny, {"aws:SourceArn": "OtherTopic"}, sender)
+        assert _denied(deny, {}, sender)
+        assert _denied(deny, operator, sender) == (sender == "")
+    assert data["Parameters"]["EventsQueueSenderArn"]["Default"] == ""
 
 
 def test_only_the_masters_role_may_read_the_master_key(compute: dict[str, Any]) -> None:
