@@ -7,7 +7,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::aws::{AwsClients, AwsResultExt};
+use crate::aws::autoscaling;
+use crate::aws::AwsClients;
 use crate::config::PhoenixConfig;
 use crate::error::Result;
 use crate::keys::{
@@ -16,9 +17,6 @@ use crate::keys::{
 };
 use crate::lifecycle::Role;
 use crate::registry::{self, InstanceRecord, PinOutcome};
-
-/// DescribeAutoScalingInstances takes at most 50 ids per call.
-const AUTOSCALING_IDS_PER_CALL: usize = 50;
 
 /// One planned action, with what the caller needs to carry it out: for a pin, the table the
 /// instance lives in and the public key to record; for an accept or a pre-seed, the table
@@ -214,64 +212,34 @@ impl KeyManager {
             return;
         }
         let groups = self.configured_groups();
-        let mut verified: HashSet<String> = HashSet::new();
-        let mut reasons: HashMap<String, String> = HashMap::new();
-        for chunk in candidates.chunks(AUTOSCALING_IDS_PER_CALL) {
-            let answer = clients
-                .autoscaling
-                .describe_auto_scaling_instances()
-                .set_instance_ids(Some(chunk.to_vec()))
-                .send()
-                .await
-                .aws_context("autoscaling", "DescribeAutoScalingInstances");
-            match answer {
-                Ok(output) => {
-                    for instance in output.auto_scaling_instances.unwrap_or_default() {
-                        let id = instance.instance_id.unwrap_or_default();
-                        let group = instance.auto_scaling_group_name.unwrap_or_default();
-                        let state = instance.lifecycle_state.unwrap_or_default();
-                        if !groups.contains(group.as_str()) {
-                            reasons.insert(
-                                id,
-                                format!(
-                                    "AutoScaling lists it in group {group:?}, not a configured one"
-                                ),
-                            );
-                        } else if !(state.starts_with("Pending") || state == "InService") {
-                            reasons.insert(
-                                id,
-                                format!("AutoScaling says its lifecycle state is {state}"),
-                            );
-                        } else {
-                            verified.insert(id);
-                        }
-                    }
-                }
-                Err(err) => {
-                    for id in chunk {
-                        reasons
-                            .insert(id.clone(), format!("AutoScaling could not be asked: {err}"));
-                    }
-                }
-            }
-        }
-        let refused: HashSet<&str> = candidates
-            .iter()
-            .map(String::as_str)
-            .filter(|id| !verified.contains(*id))
-            .collect();
-        for id in &refused {
+        let refused: HashMap<&str, String> =
+            match autoscaling::describe_instances(clients, &candidates).await {
+                Ok(listed) => candidates
+                    .iter()
+                    .filter_map(|id| {
+                        autoscaling::doubt_about_key(listed.get(id), &groups)
+                            .map(|why| (id.as_str(), why))
+                    })
+                    .collect(),
+                Err(err) => candidates
+                    .iter()
+                    .map(|id| {
+                        (
+                            id.as_str(),
+                            format!("AutoScaling could not be asked: {err}"),
+                        )
+                    })
+                    .collect(),
+            };
+        for (id, reason) in &refused {
             held.push(HeldKey {
                 id: (*id).to_owned(),
-                reason: reasons.get(*id).cloned().unwrap_or_else(|| {
-                    "AutoScaling does not know the instance (phoenix.keys.verify_autoscaling)"
-                        .to_owned()
-                }),
+                reason: reason.clone(),
             });
         }
         actions.retain(|action| {
             !(matches!(action, KeyAction::Pin { .. } | KeyAction::Accept { .. })
-                && refused.contains(action.id()))
+                && refused.contains_key(action.id()))
         });
     }
 

@@ -1,5 +1,6 @@
 //! AWS access: the one place that builds clients, and the mapping of SDK errors.
 
+pub mod autoscaling;
 mod clients;
 mod error;
 

@@ -1,6 +1,7 @@
 //! Applying one queue message: parse, decide the role, write the registry, complete the
 //! lifecycle action when it is due.
 
+use super::confirm;
 use super::events::{self, BusEvent};
 use super::lifecycle_action::{self, ActionResult};
 use super::queue::QueueMessage;
@@ -105,6 +106,29 @@ pub(super) async fn apply_parsed(
         ));
     };
 
+    if role == Role::Master {
+        match confirm::refuse_unconfirmed_end(clients, config, &event, crate::clock::now_ms()).await
+        {
+            Ok(None) => {}
+            Ok(Some(why)) => {
+                log::error!("message {id} rejected: {why}");
+                return MessageOutcome::Rejected(events::message_rejected(
+                    id,
+                    message.receive_count,
+                    "unconfirmed_termination",
+                    &why,
+                ));
+            }
+            Err(error) => {
+                log::warn!(
+                    "message {id}: {} of live master {} could not be confirmed with AutoScaling                      (the masters' role needs autoscaling:DescribeAutoScalingInstances), it                      will be retried: {error}",
+                    event.kind,
+                    event.instance_id
+                );
+                return MessageOutcome::Retry(Vec::new());
+            }
+        }
+    }
     let kept = kept_hook(config, role, &event, crate::clock::now_ms());
     let applied = match registry::apply_event(clients, config, role, &event, kept).await {
         Ok(applied) => applied,

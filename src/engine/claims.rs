@@ -9,13 +9,14 @@
 //! not recorded yet, or that met an AWS error, stays on the queue and comes back
 //! [`CLAIM_RETRY_SECONDS`] later, until its enrolment window closes.
 
+use std::collections::HashSet;
 use std::sync::Mutex;
 
 use serde::Serialize;
 
 use super::events::{self, BusEvent};
 use super::queue::{self, QueueMessage};
-use crate::aws::AwsClients;
+use crate::aws::{autoscaling, AwsClients};
 use crate::config::PhoenixConfig;
 use crate::enrolment::{
     quote_within, shorten, verify_claim, verify_signed_document, ClaimRefusal, EnrolmentPolicy,
@@ -295,6 +296,30 @@ async fn judge(
             instance: quote(&id),
             reason,
         });
+    }
+    if config.keys.verify_autoscaling {
+        let groups: HashSet<&str> = config
+            .master_groups
+            .iter()
+            .chain(&config.minion_groups)
+            .map(String::as_str)
+            .collect();
+        match autoscaling::describe_instances(clients, std::slice::from_ref(&id)).await {
+            Ok(listed) => {
+                if let Some(reason) = autoscaling::doubt_about_key(listed.get(&id), &groups) {
+                    return refused(ClaimRefusal::NotInAutoScaling {
+                        instance: quote(&id),
+                        reason,
+                    });
+                }
+            }
+            Err(err) => {
+                return Judgement::Retry {
+                    id,
+                    why: format!("AutoScaling could not be asked: {err}"),
+                }
+            }
+        }
     }
     let pinned = registry::pin_key(
         clients,

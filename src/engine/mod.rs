@@ -8,6 +8,7 @@
 
 mod apply;
 mod claims;
+mod confirm;
 mod events;
 mod identity;
 mod lifecycle_action;

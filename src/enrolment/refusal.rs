@@ -141,6 +141,16 @@ pub enum ClaimRefusal {
         reason: String,
     },
 
+    /// With `keys.verify_autoscaling`, AutoScaling does not list the instance in a
+    /// configured group as launching or in service.
+    #[error("AutoScaling does not back instance {instance}: {reason}")]
+    NotInAutoScaling {
+        /// The instance id, quoted.
+        instance: String,
+        /// What AutoScaling says instead.
+        reason: String,
+    },
+
     /// The instance already has another key pinned: the first valid claim pins it once.
     #[error("instance {instance} already has key {pinned} pinned; the claim offers {offered}")]
     PinnedOther {
@@ -170,6 +180,7 @@ impl ClaimRefusal {
             ClaimRefusal::NotAClaim { .. } => "not_a_claim",
             ClaimRefusal::BadPublicKey { .. } => "bad_public_key",
             ClaimRefusal::NotInRegistry { .. } => "not_in_registry",
+            ClaimRefusal::NotInAutoScaling { .. } => "not_in_autoscaling",
             ClaimRefusal::PinnedOther { .. } => "pinned_other",
         }
     }
@@ -255,6 +266,10 @@ mod tests {
             ClaimRefusal::NotInRegistry {
                 instance: quote("i-0a1b2c3d4e5f60001"),
                 reason: "it is terminating".into(),
+            },
+            ClaimRefusal::NotInAutoScaling {
+                instance: quote("i-0a1b2c3d4e5f60001"),
+                reason: "AutoScaling says its lifecycle state is Terminating:Wait".into(),
             },
             ClaimRefusal::PinnedOther {
                 instance: quote("i-0a1b2c3d4e5f60001"),

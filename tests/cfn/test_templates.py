@@ -70,7 +70,7 @@ DATA_OUTPUTS = {
 
 # Identity policies may use Resource "*" only for actions that support no resource-level
 # permissions; each one here is read-only.
-RESOURCE_STAR_ACTIONS = {"ec2:DescribeInstances"}
+RESOURCE_STAR_ACTIONS = {"autoscaling:DescribeAutoScalingInstances", "ec2:DescribeInstances"}
 
 MASTER_ACTIONS = {
     "dynamodb:BatchGetItem",
@@ -94,6 +94,7 @@ MASTER_ACTIONS = {
     "autoscaling:CompleteLifecycleAction",
     "autoscaling:RecordLifecycleActionHeartbeat",
     "autoscaling:SetInstanceHealth",
+    "autoscaling:DescribeAutoScalingInstances",
     "ec2:DescribeInstances",
 }
 MINION_ACTIONS = {"dynamodb:GetItem", "dynamodb:Query", "kms:Decrypt", "sqs:SendMessage"}

@@ -9,10 +9,10 @@ from typing import Any
 from phoenix_salt import _core
 from phoenix_salt.lab import messages
 from phoenix_salt.lab.cluster import Cluster, master_instance_id
-from phoenix_salt.lab.emulator import Emulator
+from phoenix_salt.lab.emulator import REGION, Emulator
 from phoenix_salt.lab.processes import wait_for
 from phoenix_salt.lab.salt import SaltMaster, SaltMinion
-from phoenix_salt.lab.stack import Stack
+from phoenix_salt.lab.stack import Stack, client
 
 MINIONS_GROUP = "phoenix-test-minions"
 MASTERS_GROUP = "phoenix-test-masters"
@@ -116,3 +116,23 @@ def start_minions(aws: Emulator, stack: Stack, cluster: Cluster) -> None:
             120,
             f"{minion.minion_id} to answer",
         )
+
+
+def autoscaling_instance(aws: Emulator, group: str) -> str:
+    """An instance that AutoScaling really runs in ``group`` (in the emulator): the group is
+    made with one instance."""
+    image = client(aws, "ec2").describe_images()["Images"][0]["ImageId"]
+    autoscaling = client(aws, "autoscaling")
+    autoscaling.create_launch_configuration(
+        LaunchConfigurationName=f"{group}-lc", ImageId=image, InstanceType="t3.micro"
+    )
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=group,
+        LaunchConfigurationName=f"{group}-lc",
+        MinSize=1,
+        MaxSize=1,
+        DesiredCapacity=1,
+        AvailabilityZones=[f"{REGION}a"],
+    )
+    groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
+    return str(groups["AutoScalingGroups"][0]["Instances"][0]["InstanceId"])

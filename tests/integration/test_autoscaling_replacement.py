@@ -6,14 +6,17 @@ anything: the test only hangs the master."""
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
+import uuid
 from typing import Any
 
 import pytest
 
+from phoenix_salt.lab import messages
 from phoenix_salt.lab.demo import Demo
-from phoenix_salt.lab.fleet import Fleet
+from phoenix_salt.lab.fleet import TERMINATE_HOOK, Fleet
 from phoenix_salt.lab.latency_proxy import LatencyProxy
 from phoenix_salt.lab.salt import SaltMaster
 from phoenix_salt.lab.stack import client
@@ -248,3 +251,38 @@ def test_a_master_cut_off_from_dynamodb_reports_nobody_and_is_replaced(
             _reported_alone(demo, first, cut_id)
         finally:
             proxy.stop()
+
+
+def test_a_forged_termination_of_a_live_master_is_refused_and_it_stays_live(
+    request: pytest.FixtureRequest,
+) -> None:
+    """A termination hook message for a serving master that AutoScaling did not send (it
+    lists the instance InService): the engine asks AutoScaling before it records the end of
+    a master that heartbeats, refuses the message, and the master stays in the live list."""
+    with _started(request) as demo:
+        fleet, first = _launch_masters(demo)
+        target_id, target = sorted(first.items())[0]
+        assert demo.stack is not None
+        metadata = json.dumps({"cluster": demo.stack.cluster, "role": "master"})
+        forged = messages.lifecycle_hook(
+            messages.TERMINATING,
+            target_id,
+            fleet.group("master"),
+            str(uuid.uuid4()),
+            TERMINATE_HOOK,
+            messages.aws_time(),
+            metadata,
+        )
+        demo.stack.send(demo.emulator, forged)
+        refusal = f"terminating of master {target_id} not recorded"
+        demo.wait(
+            lambda: any(refusal in m.log_text() for m in first.values()),
+            60,
+            "an engine to refuse the forged termination",
+        )
+        assert "AutoScaling lists it InService" in "".join(m.log_text() for m in first.values())
+        # Nothing moved: the row, the live list, AutoScaling's group.
+        assert _row(demo, target_id)["state"]["S"] == "running"
+        assert target in demo.live_masters()
+        assert fleet.instances[target_id].state == "in_service"
+        assert fleet.replaced_unhealthy == []

@@ -42,10 +42,15 @@ def stack(aws: Emulator) -> Stack:
 
 
 def _cluster(
-    make_cluster: Callable[..., Cluster], stack: Stack, masters: int, minions: int
+    make_cluster: Callable[..., Cluster],
+    stack: Stack,
+    masters: int,
+    minions: int,
+    **key_settings: Any,
 ) -> Cluster:
     keys = {
         **PHOENIX["keys"],
+        **key_settings,
         "identity_certificates": {
             "us-east-1": lab_signer().certificate_pem,
             OTHER_REGION: lab_signer().certificate_pem,
@@ -312,3 +317,26 @@ def test_phoenix_claim_refuses_a_minion_id_that_is_not_the_instance_id(
         QueueUrl=stack.claim_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
+
+
+def test_with_verify_autoscaling_a_claim_pins_only_what_autoscaling_runs(
+    aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
+) -> None:
+    """Both instances are live in the registry and both claims are signed; AutoScaling runs
+    only one of them in the minions' group, and only that one's key is pinned."""
+    cluster = _cluster(make_cluster, stack, masters=1, minions=0, verify_autoscaling=True)
+    master = cluster.masters[0]
+    real = fleet.autoscaling_instance(aws, fleet.MINIONS_GROUP)
+    ghost = "i-0000000000000c003"
+    for instance in (real, ghost):
+        fleet.register(aws, stack, instance)
+    key = _public_key()
+    with BusListener(master) as bus:
+        _send(stack, aws, _claim(ghost, _public_key()))
+        refused = _refusal(bus, ghost)
+        assert refused["reason"] == "not_in_autoscaling", refused
+        assert "AutoScaling does not know the instance" in refused["error"]
+        _send(stack, aws, _claim(real, key))
+        bus.wait_for("phoenix/key/pinned", 30, lambda d: d["id"] == real)
+    assert _pinned(stack, real) == _core.pem_fingerprint(key)
+    assert _pinned(stack, ghost) is None

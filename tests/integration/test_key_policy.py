@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -17,8 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from phoenix_salt import _core
 from phoenix_salt.lab import messages
 from phoenix_salt.lab.cluster import minion_instance_id
-from phoenix_salt.lab.emulator import REGION, Emulator
+from phoenix_salt.lab.emulator import Emulator
 from phoenix_salt.lab.stack import Stack, provision
+
+from . import fleet
 
 pytestmark = pytest.mark.integration
 
@@ -65,26 +66,6 @@ def _register(stack: Stack, instance: str, group: str) -> None:
     assert engine.apply_body(json.dumps(body))["outcome"] == "done"
 
 
-def _autoscaling_instance(aws: Emulator, group: str) -> str:
-    """An instance that AutoScaling really runs in ``group`` (in the emulator)."""
-    ec2 = boto3.client("ec2", endpoint_url=aws.url, region_name=REGION)
-    image = ec2.describe_images()["Images"][0]["ImageId"]
-    autoscaling = boto3.client("autoscaling", endpoint_url=aws.url, region_name=REGION)
-    autoscaling.create_launch_configuration(
-        LaunchConfigurationName=f"{group}-lc", ImageId=image, InstanceType="t3.micro"
-    )
-    autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName=group,
-        LaunchConfigurationName=f"{group}-lc",
-        MinSize=1,
-        MaxSize=1,
-        DesiredCapacity=1,
-        AvailabilityZones=[f"{REGION}a"],
-    )
-    groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
-    return str(groups["AutoScalingGroups"][0]["Instances"][0]["InstanceId"])
-
-
 def _kinds(plan: dict[str, Any], minion_id: str) -> list[str]:
     return [a["action"] for a in plan["actions"] if a["id"] == minion_id]
 
@@ -113,7 +94,7 @@ def test_require_group_holds_keys_of_rows_outside_the_configured_groups(
 def test_verify_autoscaling_accepts_only_what_autoscaling_runs_in_a_configured_group(
     aws: Emulator, stack: Stack, tmp_path: Path
 ) -> None:
-    real = _autoscaling_instance(aws, MINIONS_GROUP)
+    real = fleet.autoscaling_instance(aws, MINIONS_GROUP)
     ghost = minion_instance_id(3)  # in the registry, unknown to AutoScaling
     for instance in (real, ghost):
         _register(stack, instance, MINIONS_GROUP)
