@@ -55,11 +55,11 @@ def _not_files(folder: str, names: list[str]) -> set[str]:
     }
 
 
-def remove_workdir(path: Path, request: pytest.FixtureRequest) -> None:
+def remove_workdir(path: Path, request: pytest.FixtureRequest, failed: bool = False) -> None:
     """Removes a test's work dir; first copies it under ``$PHOENIX_KEEP_FAILED`` when the
-    test failed and that is set."""
+    test failed (``failed``: it is failing now, inside its body) and that is set."""
     keep = os.environ.get(KEEP_FAILED)
-    if keep and request.node.stash.get(FAILED, False):
+    if keep and (failed or request.node.stash.get(FAILED, False)):
         target = Path(keep) / f"{request.node.name}-{path.name}"
         shutil.copytree(path, target, symlinks=True, ignore=_not_files)
         print(f"\n{request.node.nodeid} failed: its work dir is kept in {target}")
@@ -75,13 +75,18 @@ def running_demo(request: pytest.FixtureRequest, **options: Any) -> Iterator[Dem
     workdir = Path("/tmp") / f"phx-demo-{os.getpid()}"
     workdir.mkdir()
     demo = Demo(workdir, **options)
+    # A test that uses this in its body fails before pytest records it: say so here.
+    failed = False
     try:
         yield demo
+    except BaseException:
+        failed = True
+        raise
     finally:
         demo.stop()
         os.environ.clear()
         os.environ.update(saved)
-        remove_workdir(workdir, request)
+        remove_workdir(workdir, request, failed)
 
 
 @pytest.fixture
