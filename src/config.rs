@@ -3,7 +3,7 @@
 //! Parsing is strict: an unknown key is an error (a typo must not silently fall back to a
 //! default), and every error names the dotted key an operator has to fix.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Read as _;
 use std::time::Duration;
 
@@ -381,6 +381,15 @@ impl PhoenixConfig {
     /// `master_stale_after` in milliseconds, as heartbeats are recorded.
     pub fn master_stale_after_ms(&self) -> i64 {
         (self.master_stale_after * 1000.0) as i64
+    }
+
+    /// The cluster's AutoScaling groups, masters' and minions'.
+    pub fn configured_groups(&self) -> HashSet<&str> {
+        self.master_groups
+            .iter()
+            .chain(&self.minion_groups)
+            .map(String::as_str)
+            .collect()
     }
 }
 

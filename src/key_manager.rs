@@ -3,7 +3,7 @@
 //! keys in the registry and pre-seeds pinned keys. Accepting, rejecting and deleting a key go
 //! through Salt's wheel key functions, which only the Python side can call.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use serde::Serialize;
 
@@ -160,7 +160,7 @@ impl KeyManager {
         all: &[RegistryMinion],
         held: &mut Vec<HeldKey>,
     ) -> Vec<RegistryMinion> {
-        let groups = self.configured_groups();
+        let groups = self.config.configured_groups();
         rows.iter()
             .zip(all)
             .filter(|(row, _)| {
@@ -184,16 +184,6 @@ impl KeyManager {
             .collect()
     }
 
-    /// Every AutoScaling group of this cluster, masters' and minions'.
-    fn configured_groups(&self) -> HashSet<&str> {
-        self.config
-            .master_groups
-            .iter()
-            .chain(&self.config.minion_groups)
-            .map(String::as_str)
-            .collect()
-    }
-
     /// Drops the pin and accept of every id AutoScaling does not list in a configured group as
     /// pending or in service. When AutoScaling cannot be asked, nothing is accepted this round
     /// (the keys stay pending and the next round asks again); deletions and pre-seeds go on.
@@ -211,7 +201,7 @@ impl KeyManager {
         if candidates.is_empty() {
             return;
         }
-        let groups = self.configured_groups();
+        let groups = self.config.configured_groups();
         let refused: HashMap<&str, String> =
             match autoscaling::describe_instances(clients, &candidates).await {
                 Ok(listed) => candidates

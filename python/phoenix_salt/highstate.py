@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -126,15 +125,15 @@ class FirstHighstates:
         import salt.utils.verify
 
         from phoenix_salt import highstate_report
-        from phoenix_salt.keys import SALT_LISTS, UnsupportedKeyStore, pki_dir
+        from phoenix_salt.keys import UnsupportedKeyStore, key_file
 
         if not salt.utils.verify.valid_id(self.opts, minion_id):
             return None, "its minion id is not a valid one"
         try:
-            key = os.path.join(pki_dir(self.opts), SALT_LISTS["accepted"], minion_id)
+            key = key_file(self.opts, "accepted", minion_id)
         except UnsupportedKeyStore as exc:
             return None, str(exc)
-        return highstate_report.verified(key, minion_id, jid, data.get("return"))
+        return highstate_report.verified(str(key), minion_id, jid, data.get("return"))
 
     def returned(self, minion_id: str, jid: str, data: Mapping[str, Any]) -> dict[str, Any]:
         """Records a highstate job's return, when it is a first highstate's running attempt."""

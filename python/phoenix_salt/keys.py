@@ -67,6 +67,12 @@ def pki_dir(opts: Mapping[str, Any]) -> str:
     return str(opts["pki_dir"])
 
 
+def key_file(opts: Mapping[str, Any], state: str, minion_id: str) -> Path:
+    """Where this master keeps ``minion_id``'s key in ``state`` (a SALT_LISTS key:
+    accepted, pending, rejected, denied). Raises UnsupportedKeyStore as pki_dir does."""
+    return Path(pki_dir(opts)) / SALT_LISTS[state] / minion_id
+
+
 @contextlib.contextmanager
 def wheel_client(opts: Mapping[str, Any]) -> Iterator[Any]:
     """Salt's WheelClient, destroyed on exit (its event socket and loaded modules). Salt
@@ -138,7 +144,7 @@ class Reconciler:
         there is no pending key with that fingerprint here."""
         from phoenix_salt import _core
 
-        path = Path(pki_dir(self.opts)) / SALT_LISTS["pending"] / minion_id
+        path = key_file(self.opts, "pending", minion_id)
         try:
             public_key = path.read_text()
         except FileNotFoundError:

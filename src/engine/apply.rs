@@ -97,31 +97,19 @@ pub(super) async fn apply_parsed(
              phoenix.minion_groups {:?}) and its hook metadata names no role",
             event.instance_id, event.group, config.master_groups, config.minion_groups
         );
-        log::error!("message {id} rejected: {error}");
-        return MessageOutcome::Rejected(events::message_rejected(
-            id,
-            message.receive_count,
-            "unknown_group",
-            &error,
-        ));
+        return rejected(message, "unknown_group", &error);
     };
 
+    let now_ms = crate::clock::now_ms();
     if role == Role::Master {
-        match confirm::refuse_unconfirmed_end(clients, config, &event, crate::clock::now_ms()).await
-        {
+        match confirm::refuse_unconfirmed_end(clients, config, &event, now_ms).await {
             Ok(None) => {}
-            Ok(Some(why)) => {
-                log::error!("message {id} rejected: {why}");
-                return MessageOutcome::Rejected(events::message_rejected(
-                    id,
-                    message.receive_count,
-                    "unconfirmed_termination",
-                    &why,
-                ));
-            }
+            Ok(Some(why)) => return rejected(message, "unconfirmed_termination", &why),
             Err(error) => {
                 log::warn!(
-                    "message {id}: {} of live master {} could not be confirmed with AutoScaling                      (the masters' role needs autoscaling:DescribeAutoScalingInstances), it                      will be retried: {error}",
+                    "message {id}: {} of live master {} could not be confirmed with \
+                     AutoScaling (the masters' role needs \
+                     autoscaling:DescribeAutoScalingInstances), it will be retried: {error}",
                     event.kind,
                     event.instance_id
                 );
@@ -129,7 +117,7 @@ pub(super) async fn apply_parsed(
             }
         }
     }
-    let kept = kept_hook(config, role, &event, crate::clock::now_ms());
+    let kept = kept_hook(config, role, &event, now_ms);
     let applied = match registry::apply_event(clients, config, role, &event, kept).await {
         Ok(applied) => applied,
         Err(error) => {
@@ -165,6 +153,18 @@ pub(super) async fn apply_parsed(
         return MessageOutcome::Retry(changed);
     }
     MessageOutcome::Done(changed)
+}
+
+/// A message that can never apply, for `reason`: said in the log and in a
+/// `phoenix/message/rejected` event, and left for the dead-letter queue.
+fn rejected(message: &QueueMessage, reason: &str, error: &str) -> MessageOutcome {
+    log::error!("message {} rejected: {error}", message.message_id);
+    MessageOutcome::Rejected(events::message_rejected(
+        &message.message_id,
+        message.receive_count,
+        reason,
+        error,
+    ))
 }
 
 /// Whether the engine completes this event's lifecycle action at once: masters' launches;

@@ -9,7 +9,6 @@
 //! not recorded yet, or that met an AWS error, stays on the queue and comes back
 //! [`CLAIM_RETRY_SECONDS`] later, until its enrolment window closes.
 
-use std::collections::HashSet;
 use std::sync::Mutex;
 
 use serde::Serialize;
@@ -298,12 +297,7 @@ async fn judge(
         });
     }
     if config.keys.verify_autoscaling {
-        let groups: HashSet<&str> = config
-            .master_groups
-            .iter()
-            .chain(&config.minion_groups)
-            .map(String::as_str)
-            .collect();
+        let groups = config.configured_groups();
         match autoscaling::describe_instances(clients, std::slice::from_ref(&id)).await {
             Ok(listed) => {
                 if let Some(reason) = autoscaling::doubt_about_key(listed.get(&id), &groups) {
