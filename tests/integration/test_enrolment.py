@@ -67,10 +67,15 @@ def _cluster(
 
 
 def _public_key() -> str:
-    import salt.crypt
+    """A fresh RSA public key in the PEM form of a minion.pub (made here, not with Salt's
+    key writer, whose signature differs between Salt releases)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
-    _private, public = salt.crypt.gen_keys(2048)
-    return str(public)
+    public = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
 
 
 def _send(stack: Stack, aws: Emulator, body: str) -> None:
