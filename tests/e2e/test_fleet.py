@@ -137,6 +137,11 @@ def test_the_fleet_survives_scale_out_kill_hang_crash_replace_and_scale_in(demo:
     joined = steps["scale out: 2 minions join"]
     assert (joined.accepted, joined.deleted, joined.highstates) == (2, 0, 2)
     assert (launched.restarts, joined.restarts) == (0, 0)
+    # Every minion that joined answered a ping, timed from its first boot (attested
+    # enrolment: no pending key in between).
+    assert len(launched.report.first_pings) == 6 and len(joined.report.first_pings) == 2
+    assert not set(launched.report.first_pings) & set(joined.report.first_pings)
+    assert launched.report.first_ping is not None and joined.report.first_ping is not None
     killed = steps["the busiest master's instance dies (SIGKILL)"]
     hung = steps["the busiest live master hangs (SIGSTOP)"]
     crashing = steps["the busiest live master's salt-master crashes at every start"]

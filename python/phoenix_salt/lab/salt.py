@@ -493,6 +493,21 @@ class BusListener:
                 return self.seen
             self.seen.append((event["tag"], event["data"]))
 
+    def take(self, seconds: float) -> list[tuple[str, dict[str, Any]]]:
+        """The events that come within ``seconds`` (at least one wait), not kept in
+        ``seen``: for a watcher that reads the bus for a long time."""
+        import time
+
+        taken = []
+        deadline = time.monotonic() + seconds
+        while True:
+            left = max(deadline - time.monotonic(), 0.05)
+            event = self._event.get_event(wait=left, full=True, no_block=False)
+            if event:
+                taken.append((event["tag"], event["data"]))
+            if time.monotonic() >= deadline:
+                return taken
+
     def close(self) -> None:
         self._event.destroy()
 
