@@ -13,7 +13,8 @@ nobody's help; a minion leaves (scale in). Each step shows its progress while it
 run ends with a summary table: per step, the time until Phoenix noticed, the time until
 every minion answers (``salt '*' test.ping`` on every live master reaches every minion;
 failover: every minion answers through some live master), the time until a broken master's
-replacement serves every minion, keys accepted and deleted, first highstates run. Ctrl-C
+replacement serves every minion, the slowest joining minion's time from its first boot to its
+first answered ping, keys accepted and deleted, first highstates run. Ctrl-C
 stops everything cleanly: no process is left behind.
 """
 
