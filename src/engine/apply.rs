@@ -77,6 +77,13 @@ pub(super) async fn apply_parsed(
             );
             return MessageOutcome::Done(Vec::new());
         }
+        Ok(LifecycleMessage::FailedLaunch { group, reason, .. }) => {
+            let why = format!(
+                "a launch in group {group} failed before an instance existed (no instance id): {}",
+                reason.as_deref().unwrap_or("AWS gave no reason")
+            );
+            return ignored(message, "no_instance", &why);
+        }
         Ok(LifecycleMessage::Instance(event)) => event,
         Err(error) => {
             log::error!(
@@ -92,12 +99,16 @@ pub(super) async fn apply_parsed(
         }
     };
     let Some(role) = resolve_role(config, &event) else {
+        // A group the operator removed from the configuration (or never configured): the
+        // message can never apply, and left for the dead-letter queue it would only keep the
+        // queue's alarm ringing. Deleted, with a warning and an event that name the group.
         let error = format!(
             "instance {} of group {} is in no configured group (phoenix.master_groups {:?}, \
-             phoenix.minion_groups {:?}) and its hook metadata names no role",
+             phoenix.minion_groups {:?}) and its hook metadata names no role; if this cluster \
+             runs that group, add it to one of them",
             event.instance_id, event.group, config.master_groups, config.minion_groups
         );
-        return rejected(message, "unknown_group", &error);
+        return ignored(message, "unknown_group", &error);
     };
 
     let now_ms = crate::clock::now_ms();
@@ -157,6 +168,20 @@ pub(super) async fn apply_parsed(
 
 /// A message that can never apply, for `reason`: said in the log and in a
 /// `phoenix/message/rejected` event, and left for the dead-letter queue.
+/// A message that can never apply and needs nobody: deleted, with a warning and a
+/// `phoenix/message/ignored` event.
+fn ignored(message: &QueueMessage, reason: &str, detail: &str) -> MessageOutcome {
+    log::warn!(
+        "message {} ignored and deleted: {detail}",
+        message.message_id
+    );
+    MessageOutcome::Done(vec![events::message_ignored(
+        &message.message_id,
+        reason,
+        detail,
+    )])
+}
+
 fn rejected(message: &QueueMessage, reason: &str, error: &str) -> MessageOutcome {
     log::error!("message {} rejected: {error}", message.message_id);
     MessageOutcome::Rejected(events::message_rejected(

@@ -78,6 +78,20 @@ pub fn message_rejected(
     }
 }
 
+/// `phoenix/message/ignored`: a message that can never apply but that nobody needs (a launch
+/// that failed before an instance existed, an event of a group this cluster does not
+/// configure): deleted, not left for the dead-letter queue.
+pub fn message_ignored(message_id: &str, reason: &str, detail: &str) -> BusEvent {
+    BusEvent {
+        tag: "phoenix/message/ignored".to_owned(),
+        data: json!({
+            "message_id": message_id,
+            "reason": reason,
+            "detail": detail,
+        }),
+    }
+}
+
 /// The rejection of a body the parser refused.
 pub fn unparseable(message_id: &str, receive_count: u32, error: &MessageError) -> BusEvent {
     message_rejected(message_id, receive_count, error.kind(), &error.to_string())

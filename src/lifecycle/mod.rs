@@ -107,6 +107,18 @@ pub enum LifecycleMessage {
         /// How it reached the queue.
         delivery: Delivery,
     },
+    /// A launch error for an instance that never existed: AWS sends
+    /// `autoscaling:EC2_INSTANCE_LAUNCH_ERROR` with an empty `EC2InstanceId` when EC2 refused
+    /// the launch (no capacity, a bad launch template). Nothing to record: deleted with a
+    /// warning, never applied.
+    FailedLaunch {
+        /// The group whose launch failed.
+        group: String,
+        /// AWS's `StatusMessage` (why the launch failed), when it gives one.
+        reason: Option<String>,
+        /// How it reached the queue.
+        delivery: Delivery,
+    },
 }
 
 impl LifecycleMessage {
@@ -114,7 +126,7 @@ impl LifecycleMessage {
     pub fn delivery(&self) -> Delivery {
         match self {
             Self::Instance(event) => event.delivery,
-            Self::Test { delivery, .. } => *delivery,
+            Self::Test { delivery, .. } | Self::FailedLaunch { delivery, .. } => *delivery,
         }
     }
 
@@ -123,11 +135,12 @@ impl LifecycleMessage {
         matches!(self, Self::Test { .. })
     }
 
-    /// The instance event, unless this is a test message.
+    /// The instance event, unless the message is about no instance (a test message, a
+    /// launch that failed before an instance existed).
     pub fn instance_event(&self) -> Option<&InstanceEvent> {
         match self {
             Self::Instance(event) => Some(event),
-            Self::Test { .. } => None,
+            Self::Test { .. } | Self::FailedLaunch { .. } => None,
         }
     }
 }

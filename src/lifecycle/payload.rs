@@ -41,7 +41,18 @@ pub(super) fn interpret(unwrapped: &Unwrapped) -> Result<LifecycleMessage, Messa
         (None, None) => return Err(MessageError::UnknownShape),
     };
 
-    let instance_id = InstanceId::new(fields.req_str("EC2InstanceId")?)?;
+    let instance_id = fields.req_str("EC2InstanceId")?;
+    if instance_id.is_empty() && kind == EventKind::LaunchFailed {
+        return Ok(LifecycleMessage::FailedLaunch {
+            group: fields.req_name("AutoScalingGroupName")?.to_owned(),
+            reason: fields
+                .opt_str("StatusMessage")?
+                .filter(|reason| !reason.is_empty())
+                .map(str::to_owned),
+            delivery,
+        });
+    }
+    let instance_id = InstanceId::new(instance_id)?;
     let group = fields.req_name("AutoScalingGroupName")?.to_owned();
     let time_ms = event_time(&fields, unwrapped.envelope_time.as_ref())?;
     let lifecycle = if kind.is_lifecycle_hook() {

@@ -119,6 +119,11 @@ fn check_total(body: &str) -> Result<(), TestCaseError> {
             }
         }
         Ok(LifecycleMessage::Test { .. }) => {}
+        // Only a launch error may name no instance, and it still names its group.
+        Ok(LifecycleMessage::FailedLaunch { group, reason, .. }) => {
+            prop_assert!(!group.is_empty());
+            prop_assert!(reason.as_deref() != Some(""));
+        }
         Err(err) => {
             let text = err.to_string();
             prop_assert!(!text.is_empty() && !text.contains('\n'), "{}", text);

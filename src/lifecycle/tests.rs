@@ -913,6 +913,97 @@ fn invalid_instance_id() {
 }
 
 #[test]
+fn a_launch_error_without_an_instance_is_a_failed_launch() {
+    // AWS's launch error when EC2 refused the launch: no instance, its id empty.
+    let body = edit(
+        sample("asg-launch-error-via-sns.json"),
+        Part::Payload,
+        |map| {
+            map.insert("EC2InstanceId".into(), json!(""));
+            map.insert(
+                "StatusMessage".into(),
+                json!("We currently do not have sufficient t3.small capacity"),
+            );
+        },
+    );
+    let parsed = parse_message(&body).expect("a failed launch parses");
+    assert_eq!(
+        parsed,
+        LifecycleMessage::FailedLaunch {
+            group: "phoenix-minions".into(),
+            reason: Some("We currently do not have sufficient t3.small capacity".into()),
+            delivery: Delivery::Sns,
+        }
+    );
+    assert_eq!(parsed.instance_event(), None);
+    assert_eq!(parsed.delivery(), Delivery::Sns);
+    // Without a StatusMessage it is still a failed launch; it still needs its group.
+    let bare = edit(
+        sample("asg-launch-error-via-sns.json"),
+        Part::Payload,
+        |map| {
+            map.insert("EC2InstanceId".into(), json!(""));
+            map.remove("StatusMessage");
+        },
+    );
+    assert!(matches!(
+        parse_message(&bare),
+        Ok(LifecycleMessage::FailedLaunch { reason: None, .. })
+    ));
+    let no_group = edit(
+        sample("asg-launch-error-via-sns.json"),
+        Part::Payload,
+        |map| {
+            map.insert("EC2InstanceId".into(), json!(""));
+            map.remove("AutoScalingGroupName");
+        },
+    );
+    assert_eq!(
+        error(&no_group),
+        MessageError::missing("Message.AutoScalingGroupName".into())
+    );
+    // The same in EventBridge's shape.
+    let eventbridge = json!({
+        "detail-type": EventKind::LaunchFailed.detail_type(),
+        "source": "aws.autoscaling",
+        "time": "2026-11-21T15:00:00Z",
+        "detail": {"AutoScalingGroupName": "phoenix-minions", "EC2InstanceId": ""}
+    });
+    assert!(matches!(
+        parse_message(&eventbridge.to_string()),
+        Ok(LifecycleMessage::FailedLaunch {
+            delivery: Delivery::EventBridge,
+            ..
+        })
+    ));
+    // Only a launch error may name no instance: any other event with an empty id is refused.
+    for name in ["asg-launch-via-sns.json", "asg-terminate-via-sns.json"] {
+        let body = edit(sample(name), Part::Payload, |map| {
+            map.insert("EC2InstanceId".into(), json!(""));
+        });
+        assert_eq!(
+            error(&body),
+            MessageError::InvalidInstanceId {
+                value: "\"\"".into()
+            },
+            "{name}"
+        );
+    }
+    // A launch error whose id is missing altogether is refused, not taken for a failed launch.
+    let missing = edit(
+        sample("asg-launch-error-via-sns.json"),
+        Part::Payload,
+        |map| {
+            map.remove("EC2InstanceId");
+        },
+    );
+    assert_eq!(
+        error(&missing),
+        MessageError::missing("Message.EC2InstanceId".into())
+    );
+}
+
+#[test]
 fn invalid_time() {
     let body = edit(sample("asg-launch-via-sns.json"), Part::Payload, |map| {
         map.insert("Time".into(), json!("21/11/2026 10:00"));

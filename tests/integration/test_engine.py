@@ -132,14 +132,22 @@ def test_the_engine_runs_on_what_the_data_stack_created(
     wait_for(lambda: stack.queue_depth(aws) == 0, 30, "the queue to drain")
 
 
-def test_a_message_for_no_configured_group_is_rejected_and_not_deleted(
+def test_messages_that_can_never_apply_but_nobody_needs_are_deleted_with_a_warning(
     aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
 ) -> None:
+    """An event of a group the cluster does not configure (one the operator removed) and a
+    launch error for an instance that never existed are deleted, each with a warning and
+    a phoenix/message/ignored event, not left for the dead-letter queue; nothing is
+    recorded."""
     cluster = make_cluster(
         stack.phoenix_block(**FAST), masters=1, minions=0, master_opts=MASTER_OPTS
     )
     master = cluster.masters[0]
     stranger = minion_instance_id(77)
+    failed_launch = messages.asg_notification(
+        messages.LAUNCH_ERROR, "", "phoenix-test-minions", messages.aws_time()
+    )
+    failed_launch["StatusMessage"] = "We currently do not have sufficient t3.small capacity"
     with BusListener(master) as bus:
         stack.send(
             aws,
@@ -147,16 +155,26 @@ def test_a_message_for_no_configured_group_is_rejected_and_not_deleted(
                 messages.LAUNCHING, stranger, "someone-elses-group", "t", "h", messages.aws_time()
             ),
         )
-        rejected = bus.wait_for("phoenix/message/rejected", 60)
-    assert rejected["reason"] == "unknown_group"
-    assert "someone-elses-group" in rejected["error"]
+        stack.send(aws, messages.sns_envelope(failed_launch))
+        first = bus.wait_for("phoenix/message/ignored", 60)
+        second = bus.wait_for("phoenix/message/ignored", 60, count=2)
+    ignored = {event["reason"]: event["detail"] for event in (first, second)}
+    assert set(ignored) == {"unknown_group", "no_instance"}
+    assert "someone-elses-group" in ignored["unknown_group"]
+    assert "sufficient t3.small capacity" in ignored["no_instance"]
     # Salt's log file is written by its logging process, a moment after the event.
     wait_for(
-        lambda: "is in no configured group" in master.log_text(), 30, "the rejection's log line"
+        lambda: (
+            "is in no configured group" in master.log_text()
+            and "failed before an instance existed" in master.log_text()
+        ),
+        30,
+        "the warnings' log lines",
     )
     assert _session(stack).get_instance("minion", stranger) is None
-    # Left in the queue: the redrive policy moves it to the dead-letter queue.
-    assert stack.queue_depth(aws) == 1
+    # Deleted: neither waits for the dead-letter queue.
+    wait_for(lambda: stack.queue_depth(aws) == 0, 30, "the queue to drain")
+    assert stack.queue_depth(aws, dead_letters=True) == 0
 
 
 def test_two_masters_on_one_queue_register_heartbeat_and_go_stale(
