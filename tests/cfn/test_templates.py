@@ -61,6 +61,7 @@ DATA_OUTPUTS = {
     "ClaimQueueArn",
     "DeadLetterQueueUrl",
     "TopicArn",
+    "AlarmTopicArn",
     "KmsKeyArn",
     "MasterKeySecretArn",
     "MasterKeySecretName",
@@ -789,6 +790,75 @@ def test_events_queue_topic_and_secret(data: dict[str, Any]) -> None:
     assert secret["Properties"]["Name"] == {"Fn::Sub": "phoenix/${ClusterName}/master-key"}
 
 
+def test_alarms_watch_the_stacks_queues_and_publish_only_to_the_alarm_topic(
+    data: dict[str, Any],
+) -> None:
+    """What reaches a person: dead letters, an event stuck in the queue, a claim nobody
+    judges. Each alarm watches the stack's own queue and notifies the alarm topic, which only
+    this cluster's alarms may publish to (through the cluster's key). moto's CloudFormation
+    does not create alarms, so they are checked here, in the template."""
+    alarms = {
+        name: alarm["Properties"]
+        for name, alarm in resources_of(data, "AWS::CloudWatch::Alarm").items()
+    }
+    watched = {
+        name: (alarm["MetricName"], alarm["Dimensions"], alarm["Threshold"])
+        for name, alarm in alarms.items()
+    }
+    assert watched == {
+        "DeadLetterAlarm": (
+            "ApproximateNumberOfMessagesVisible",
+            [
+                {
+                    "Name": "QueueName",
+                    "Value": {"Fn::GetAtt": ["EventsDeadLetterQueue", "QueueName"]},
+                }
+            ],
+            0,
+        ),
+        "OldestEventAlarm": (
+            "ApproximateAgeOfOldestMessage",
+            [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["EventsQueue", "QueueName"]}}],
+            {"Ref": "OldestEventAlarmSeconds"},
+        ),
+        "OldestClaimAlarm": (
+            "ApproximateAgeOfOldestMessage",
+            [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["ClaimQueue", "QueueName"]}}],
+            1200,
+        ),
+    }
+    # A claim may wait for its launch for the whole enrolment window, never longer.
+    enrolment_window = 900
+    assert alarms["OldestClaimAlarm"]["Threshold"] > enrolment_window
+    # An event is retried for hours; the alarm says so long before it is dead-lettered.
+    assert data["Parameters"]["OldestEventAlarmSeconds"]["Default"] < 6 * 3600
+    policies = resources_of(data, "AWS::SNS::TopicPolicy")
+    (topic_policy,) = [
+        p for p in policies.values() if p["Properties"]["Topics"] == [{"Ref": "AlarmTopic"}]
+    ]
+    (publish,) = statements(topic_policy["Properties"]["PolicyDocument"])
+    assert publish["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert publish["Action"] == "sns:Publish"
+    source, values = sub_template(publish["Condition"]["ArnLike"]["aws:SourceArn"])
+    assert source.endswith(":alarm:phoenix-${ClusterName}-*") and not values
+    key_statements = data["Resources"]["Key"]["Properties"]["KeyPolicy"]["Statement"]
+    (key_use,) = [s for s in key_statements if s.get("Sid") == "CloudWatchPublishesAlarms"]
+    assert (
+        key_use["Condition"]["ArnLike"]["aws:SourceArn"]
+        == publish["Condition"]["ArnLike"]["aws:SourceArn"]
+    )
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert alarm["OKActions"] == [{"Ref": "AlarmTopic"}], name
+        assert alarm["TreatMissingData"] == "notBreaching", name
+        # The name is what lets the alarm publish: it must match the policies' pattern.
+        alarm_name, _ = sub_template(alarm["AlarmName"])
+        assert alarm_name.startswith("phoenix-${ClusterName}-"), name
+    topic = data["Resources"]["AlarmTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Ref": "Key"}
+    assert data["Parameters"]["AlarmSubscriptionEndpoint"]["Default"] == ""
+
+
 # -------------------------------------------------------------------------------------------
 # The data stack in the emulator
 # -------------------------------------------------------------------------------------------
@@ -837,6 +907,26 @@ def test_data_stack_deploys_into_moto() -> None:
         assert config["queue_url"] == outputs["QueueUrl"]
         assert config["masters_table"] == "phoenix-qa-masters"
         assert config["region"] == region
+
+        # The alarm topic has no subscription unless one is given.
+        assert (
+            sns.list_subscriptions_by_topic(TopicArn=outputs["AlarmTopicArn"])["Subscriptions"]
+            == []
+        )
+        cloudformation.create_stack(
+            StackName="phoenix-data-ops",
+            TemplateBody=DATA.read_text(),
+            Parameters=[
+                {"ParameterKey": "ClusterName", "ParameterValue": "ops"},
+                {"ParameterKey": "AlarmSubscriptionEndpoint", "ParameterValue": "ops@example.com"},
+            ],
+            Capabilities=["CAPABILITY_IAM"],
+        )
+        (ops,) = cloudformation.describe_stacks(StackName="phoenix-data-ops")["Stacks"]
+        assert ops["StackStatus"] == "CREATE_COMPLETE", ops.get("StackStatusReason")
+        alarm_topic = {o["OutputKey"]: o["OutputValue"] for o in ops["Outputs"]}["AlarmTopicArn"]
+        (subscription,) = sns.list_subscriptions_by_topic(TopicArn=alarm_topic)["Subscriptions"]
+        assert (subscription["Protocol"], subscription["Endpoint"]) == ("email", "ops@example.com")
 
 
 def _names(values: Any, sender: str) -> set[str]:
