@@ -140,17 +140,26 @@ def _heartbeat_loop(engine, interval, serve_timeout, stopping):
                     identity["group"],
                 )
             _fire(bus, engine.heartbeat())
+            if failures:
+                log.warning("phoenix: heartbeats recorded again after %d failed", failures)
             failures = 0
             stopping.wait(interval)
         except phoenix_salt.PhoenixError as exc:
             failures += 1
-            log.warning(
-                "phoenix: heartbeat failed (%s: %s); next try in %.0f s",
-                type(exc).__name__,
-                exc,
-                _backoff(failures),
-            )
-            stopping.wait(_backoff(failures))
+            # Tried again at the next interval, not after a growing backoff: one call per
+            # interval is the usual load, and a later heartbeat would keep this master out of
+            # the live list for longer than the outage. Said at the first failure, then every
+            # minute's worth of them.
+            if failures == 1 or failures % max(1, round(60 / interval)) == 0:
+                log.warning(
+                    "phoenix: heartbeat failed %d time(s) in a row (%s: %s); trying again every "
+                    "%.0f s",
+                    failures,
+                    type(exc).__name__,
+                    exc,
+                    interval,
+                )
+            stopping.wait(interval)
         except Exception:  # a bug must not silence the heartbeat for good
             failures += 1
             log.exception(

@@ -378,6 +378,15 @@ impl PhoenixConfig {
         (self.master_drain_time * 1000.0) as i64
     }
 
+    /// How long one heartbeat may take, its AWS calls and their retries included: half of
+    /// `master_stale_after`. A heartbeat written later than that is half stale already, and a
+    /// call left to the SDK's own operation timeout (`aws.operation_timeout`, 90 s) would
+    /// hold back the next heartbeat past `master_stale_after` and drop a healthy master from
+    /// the live list for the length of one slow call.
+    pub fn heartbeat_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.master_stale_after / 2.0)
+    }
+
     /// `master_stale_after` in milliseconds, as heartbeats are recorded.
     pub fn master_stale_after_ms(&self) -> i64 {
         (self.master_stale_after * 1000.0) as i64

@@ -59,8 +59,32 @@ pub struct PollReport {
     pub events: Vec<BusEvent>,
 }
 
+impl PollReport {
+    /// Counts the deletes of `applied` messages whose effect is durable. A delete that failed,
+    /// entry by entry or as a whole call, loses nothing: the messages come back and change
+    /// nothing, and the events of their applies stay in the report to be fired. Dropped with
+    /// the error, they would be lost for good: a message applied again moves no row, so it
+    /// makes no event the second time.
+    fn count_deletes(&mut self, applied: usize, deleted: Result<queue::BatchOutcome>) {
+        match deleted {
+            Ok(deleted) => {
+                for (message_id, why) in &deleted.failed {
+                    log::warn!("message {message_id} was applied but not deleted ({why}); it will come back and change nothing");
+                }
+                self.deleted = deleted.done.len();
+                self.delete_failed = deleted.failed.len();
+            }
+            Err(error) => {
+                log::warn!("deleting {applied} applied message(s) failed ({error}); they will come back and change nothing");
+                self.delete_failed = applied;
+            }
+        }
+    }
+}
+
 /// Receives one batch (long poll of `wait_seconds`), applies its messages concurrently, and
-/// deletes exactly those whose effect is durable.
+/// deletes exactly those whose effect is durable. The events of what was applied are in the
+/// report even when the deletes failed.
 pub async fn poll_once(
     clients: &AwsClients,
     config: &PhoenixConfig,
@@ -101,12 +125,8 @@ pub async fn poll_once(
     }
     if !done.is_empty() {
         report.sqs_calls += done.len().div_ceil(BATCH);
-        let deleted = queue::delete(clients, queue_url, &done).await?;
-        for (message_id, why) in &deleted.failed {
-            log::warn!("message {message_id} was applied but not deleted ({why}); it will come back and change nothing");
-        }
-        report.deleted = deleted.done.len();
-        report.delete_failed = deleted.failed.len();
+        let deleted = queue::delete(clients, queue_url, &done).await;
+        report.count_deletes(done.len(), deleted);
     }
     if !again.is_empty() {
         report.sqs_calls += again.len().div_ceil(BATCH);
@@ -280,35 +300,49 @@ pub async fn heartbeat(
     judge: &Judge,
 ) -> Result<Heartbeat> {
     let now = now_ms();
-    let recorded = registry::record_heartbeat(
+    let deadline = tokio::time::Instant::now() + config.heartbeat_timeout();
+    let record = registry::record_heartbeat(
         clients,
         config,
         &identity.instance_id,
         &identity.address,
         now,
-    )
-    .await?;
-    let rows = registry::read_master_heartbeats(clients, config).await?;
+    );
+    let limit = config.heartbeat_timeout();
+    let recorded = by_deadline(deadline, limit, "UpdateItem", record).await?;
+    let read = registry::read_master_heartbeats(clients, config);
+    let rows = by_deadline(deadline, limit, "Query", read).await?;
     let live = registry::live_masters(&rows, now, config.master_stale_after_ms());
+    // Drains and peers' judgement by the same deadline: a hung AutoScaling call must not
+    // hold back this master's next heartbeat. What was done before the deadline stays done,
+    // with its events; the next heartbeat does the rest.
     let mut events = Vec::new();
-    for row in &rows {
-        let Some(retiring) = row.retiring.as_ref().filter(|r| r.due_ms <= now) else {
-            continue;
-        };
-        match end_drain(clients, config, &row.instance_id, retiring).await {
-            Ok(Some(event)) => events.push(event),
-            Ok(None) => {}
-            Err(err) => log::warn!(
-                "{}: letting its termination go on failed, the next heartbeat retries: {err}",
-                row.instance_id
-            ),
+    let rest = async {
+        for row in &rows {
+            let Some(retiring) = row.retiring.as_ref().filter(|r| r.due_ms <= now) else {
+                continue;
+            };
+            match end_drain(clients, config, &row.instance_id, retiring).await {
+                Ok(Some(event)) => events.push(event),
+                Ok(None) => {}
+                Err(err) => log::warn!(
+                    "{}: letting its termination go on failed, the next heartbeat retries: {err}",
+                    row.instance_id
+                ),
+            }
         }
-    }
-    if recorded {
-        events.extend(
-            judge
+        if recorded {
+            let judged = judge
                 .judge_peers(clients, config, &identity.instance_id, &rows, now)
-                .await,
+                .await;
+            events.extend(judged);
+        }
+    };
+    if tokio::time::timeout_at(deadline, rest).await.is_err() {
+        log::warn!(
+            "this heartbeat's drains and peer checks took longer than {} s (half of \
+             phoenix.master_stale_after) and were cut short; the next heartbeat goes on",
+            limit.as_secs_f64()
         );
     }
     Ok(Heartbeat {
@@ -316,6 +350,30 @@ pub async fn heartbeat(
         live,
         events,
     })
+}
+
+/// `call`'s result, or a retryable DynamoDB error once `deadline` passed (the heartbeat's:
+/// `limit`, half of `master_stale_after`, after it began).
+async fn by_deadline<T>(
+    deadline: tokio::time::Instant,
+    limit: std::time::Duration,
+    operation: &'static str,
+    call: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout_at(deadline, call).await {
+        Ok(result) => result,
+        Err(_) => Err(crate::Error::Aws {
+            service: "dynamodb",
+            operation,
+            code: None,
+            retryable: true,
+            message: format!(
+                "no answer within {} s, half of phoenix.master_stale_after: this heartbeat is \
+                 given up and the next one tries again",
+                limit.as_secs_f64()
+            ),
+        }),
+    }
 }
 
 /// Completes a drained master's termination and forgets the hook; the event only when this
@@ -341,4 +399,57 @@ async fn end_drain(
         instance_id,
         &retiring.hook.hook_name,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report_with_an_event() -> PollReport {
+        PollReport {
+            received: 2,
+            events: vec![events::message_ignored("m-1", "no_instance", "no capacity")],
+            ..PollReport::default()
+        }
+    }
+
+    #[test]
+    fn a_failed_delete_call_keeps_the_events_of_what_was_applied() {
+        let mut report = report_with_an_event();
+        report.count_deletes(2, Err(crate::Error::Internal("connection reset".into())));
+        assert_eq!((report.deleted, report.delete_failed), (0, 2));
+        assert_eq!(
+            report.events.len(),
+            1,
+            "the applied messages' events are still fired"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_call_that_never_answers_is_given_up_at_the_deadline() {
+        let limit = std::time::Duration::from_millis(20);
+        let deadline = tokio::time::Instant::now() + limit;
+        let hung = std::future::pending::<Result<bool>>();
+        let error = by_deadline(deadline, limit, "UpdateItem", hung)
+            .await
+            .expect_err("a hung call is given up");
+        assert!(error.is_retryable(), "{error}");
+        assert!(error.to_string().contains("UpdateItem"), "{error}");
+        // A call that answers in time is passed through.
+        let later = tokio::time::Instant::now() + limit;
+        let answered = by_deadline(later, limit, "Query", async { Ok(7) }).await;
+        assert_eq!(answered.ok(), Some(7));
+    }
+
+    #[test]
+    fn deletes_refused_entry_by_entry_are_counted_apart() {
+        let mut report = report_with_an_event();
+        let outcome = queue::BatchOutcome {
+            done: vec!["m-1".into()],
+            failed: vec![("m-2".into(), "ReceiptHandleIsInvalid".into())],
+        };
+        report.count_deletes(2, Ok(outcome));
+        assert_eq!((report.deleted, report.delete_failed), (1, 1));
+        assert_eq!(report.events.len(), 1);
+    }
 }
