@@ -112,6 +112,20 @@ pub(super) async fn apply_parsed(
     };
 
     let now_ms = crate::clock::now_ms();
+    match confirm::refuse_expired_launch(clients, config, &event, now_ms).await {
+        Ok(None) => {}
+        Ok(Some(why)) => return ignored(message, "expired_instance", &why),
+        Err(error) => {
+            log::warn!(
+                "message {id}: {} of {}, older than phoenix.terminated_ttl, could not be \
+                 checked with AutoScaling (the masters' role needs \
+                 autoscaling:DescribeAutoScalingInstances), it will be retried: {error}",
+                event.kind,
+                event.instance_id
+            );
+            return MessageOutcome::Retry(Vec::new());
+        }
+    }
     if role == Role::Master {
         match confirm::refuse_unconfirmed_end(clients, config, &event, now_ms).await {
             Ok(None) => {}
@@ -308,5 +322,29 @@ mod tests {
         let mut notification = event(EventKind::Terminating);
         notification.lifecycle = None;
         assert_eq!(kept_hook(&plain, Role::Master, &notification, 5), None);
+    }
+
+    #[test]
+    fn only_a_launch_older_than_the_tombstones_is_checked_with_autoscaling() {
+        let config = config(r#", "terminated_ttl": 3600"#);
+        let hour_ms = 3_600_000;
+        for kind in EventKind::ALL {
+            let old = event(kind);
+            let checked = confirm::may_outlive_its_tombstone(&config, &old, 1_000 + hour_ms + 1);
+            let launch = matches!(kind, EventKind::Launching | EventKind::Launched);
+            assert_eq!(checked, launch, "{kind}");
+            // At the tombstone's age or younger, a launch is recorded as before.
+            assert!(!confirm::may_outlive_its_tombstone(
+                &config,
+                &old,
+                1_000 + hour_ms
+            ));
+        }
+        // A clock that runs behind the event's makes it young, never old.
+        assert!(!confirm::may_outlive_its_tombstone(
+            &config,
+            &event(EventKind::Launching),
+            0
+        ));
     }
 }

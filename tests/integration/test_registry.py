@@ -9,7 +9,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ from phoenix_salt.lab.latency_proxy import LatencyProxy
 from phoenix_salt.lab.lifecycle_actions import LifecycleActions
 from phoenix_salt.lab.processes import wait_for
 from phoenix_salt.lab.stack import Stack, client, provision
+
+from . import fleet
 
 pytestmark = pytest.mark.integration
 
@@ -170,6 +172,35 @@ def test_an_unparseable_body_is_rejected_not_applied(stack: Stack) -> None:
     assert event["tag"] == "phoenix/message/rejected"
     assert event["data"]["reason"] == "missing_field"
     assert _registry(stack, "bad") == {"master": [], "minion": []}
+
+
+def test_a_launch_older_than_the_tombstones_is_recorded_only_if_autoscaling_runs_it(
+    aws: Emulator, stack: Stack
+) -> None:
+    """A terminated instance's row is its tombstone for phoenix.terminated_ttl (7 days); a
+    launch message older than that (redriven from the dead-letter queue, or very late) may be
+    about an instance whose tombstone expired, so it is recorded only on AutoScaling's word."""
+    engine = _engine(stack, "late")
+    eight_days_ago = messages.aws_time(datetime.now(timezone.utc) - timedelta(days=8))
+    running = fleet.autoscaling_instance(aws, MINIONS_GROUP)
+    ended, fresh = minion_instance_id(90), minion_instance_id(91)
+
+    def launch(instance: str, when: str) -> str:
+        note = messages.asg_notification(messages.LAUNCH, instance, MINIONS_GROUP, when)
+        return json.dumps(messages.sns_envelope(note))
+
+    # AutoScaling does not run it: deleted with a warning, nothing recorded.
+    outcome = engine.apply_body(launch(ended, eight_days_ago))
+    assert outcome["outcome"] == "done"
+    [event] = outcome["events"]
+    assert event["tag"] == "phoenix/message/ignored"
+    assert event["data"]["reason"] == "expired_instance"
+    assert ended in event["data"]["detail"] and "does not list it" in event["data"]["detail"]
+    # AutoScaling runs it: recorded, however late. A recent launch needs no check.
+    assert engine.apply_body(launch(running, eight_days_ago))["outcome"] == "done"
+    assert engine.apply_body(launch(fresh, messages.aws_time()))["outcome"] == "done"
+    recorded = {row["instance_id"]: row["state"] for row in _registry(stack, "late")["minion"]}
+    assert recorded == {running: "running", fresh: "running"}
 
 
 def test_the_engine_outlives_an_emulator_outage_and_loses_nothing(
