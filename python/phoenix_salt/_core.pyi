@@ -1,7 +1,7 @@
 """Type stubs of the native core, checked against the built module by mypy.stubtest."""
 
 import os
-from typing import Any, final
+from typing import Any, Literal, NotRequired, TypedDict, final
 
 __all__ = [
     "AwsError",
@@ -63,6 +63,42 @@ class ClaimError(PhoenixError):
 
 class InternalError(PhoenixError): ...
 
+# The dead-letter queue (Session.dead_letters, Session.redrive_dead_letters). Type-only:
+# the module returns plain dicts of this shape.
+class _DeadLetter(TypedDict):
+    message_id: str
+    receive_count: int
+    body: str
+    # applies: the engine would apply it; ignored: delete it unapplied; refused: reject it.
+    verdict: Literal["applies", "ignored", "refused"]
+    # applies
+    event: NotRequired[str]
+    role: NotRequired[str]
+    instance_id: NotRequired[str]
+    group: NotRequired[str]
+    time_ms: NotRequired[int]
+    # ignored and refused
+    reason: NotRequired[str]
+    # ignored
+    detail: NotRequired[str]
+    # refused
+    error: NotRequired[str]
+
+class _DeadLetters(TypedDict):
+    dead_letter_queue_url: str
+    messages: list[_DeadLetter]
+
+class _NotMoved(TypedDict):
+    message_id: str
+    error: str
+
+class _Redrive(TypedDict):
+    dead_letter_queue_url: str
+    moved: list[str]
+    kept: list[_DeadLetter]
+    failed: list[_NotMoved]
+    dry_run: bool
+
 @final
 class Config:
     @staticmethod
@@ -80,6 +116,8 @@ class Session:
     def list_instances(self, role: str) -> list[dict[str, Any]]: ...
     def get_instance(self, role: str, instance_id: str) -> dict[str, Any] | None: ...
     def live_masters(self) -> list[dict[str, str]]: ...
+    def dead_letters(self, max: int = 100) -> _DeadLetters: ...
+    def redrive_dead_letters(self, max: int = 100, dry_run: bool = False) -> _Redrive: ...
 
 @final
 class Engine:

@@ -9,6 +9,7 @@
     phoenix minion-config [-c /etc/salt/minion] [--id ID] [--wait SECONDS]
                           [--starting-master ADDRESS] [--no-claim] [--json]
     phoenix claim [-c /etc/salt/minion] [--id ID] [--wait SECONDS] [--json]
+    phoenix dlq list|show MESSAGE_ID|redrive [--dry-run] [-c CONFIG] [--max N] [--json]
 
 Exit codes: 0 success, 1 a Phoenix error (the message says which setting or call),
 2 wrong usage.
@@ -93,6 +94,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_config_path(create)
     create.set_defaults(run=_tables_create)
+
+    dlq = commands.add_parser(
+        "dlq",
+        help="the events queue's dead-letter queue: list, show, and send back what the "
+        "engine would apply",
+    )
+    dlq_commands = dlq.add_subparsers(title="dlq commands", metavar="COMMAND", required=True)
+    listing = dlq_commands.add_parser(
+        "list", help="every message, with what the engine would make of it"
+    )
+    show = dlq_commands.add_parser("show", help="one message, its body whole")
+    show.add_argument("message_id", help="the message's id in the dead-letter queue")
+    redrive = dlq_commands.add_parser(
+        "redrive",
+        help="send every message the engine would not reject back to the events queue; the "
+        "others stay, with their reason",
+    )
+    redrive.add_argument(
+        "--dry-run", action="store_true", help="say what would go back, move nothing"
+    )
+    for command, run in ((listing, _dlq_list), (show, _dlq_show), (redrive, _dlq_redrive)):
+        _add_config_path(command)
+        command.add_argument(
+            "--max", type=int, default=100, help="read at most this many messages (default 100)"
+        )
+        command.add_argument("--json", action="store_true", help="print JSON")
+        command.set_defaults(run=run)
 
     reactor = commands.add_parser(
         "reactor-config",
@@ -246,6 +274,39 @@ def _tables_create(args: argparse.Namespace) -> int:
     for table, created in session.create_registry_tables():
         print(f"{table}: {'created' if created else 'already there'}")
     return EXIT_OK
+
+
+def _dlq_list(args: argparse.Namespace) -> int:
+    from phoenix_salt import _core, dead_letters
+
+    listing = _core.Session(_load_config(args)).dead_letters(args.max)
+    print(json.dumps(listing, indent=2) if args.json else dead_letters.render_list(listing))
+    return EXIT_OK
+
+
+def _dlq_show(args: argparse.Namespace) -> int:
+    from phoenix_salt import _core, dead_letters
+
+    listing = _core.Session(_load_config(args)).dead_letters(args.max)
+    found = [m for m in listing["messages"] if m["message_id"] == args.message_id]
+    if not found:
+        print(
+            f"phoenix: no message {args.message_id} among the {len(listing['messages'])} read "
+            f"from {listing['dead_letter_queue_url']}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print(json.dumps(found[0], indent=2) if args.json else dead_letters.render_one(found[0]))
+    return EXIT_OK
+
+
+def _dlq_redrive(args: argparse.Namespace) -> int:
+    from phoenix_salt import _core, dead_letters
+
+    session = _core.Session(_load_config(args))
+    report = session.redrive_dead_letters(args.max, args.dry_run)
+    print(json.dumps(report, indent=2) if args.json else dead_letters.render_redrive(report))
+    return EXIT_FAILED if report["failed"] else EXIT_OK
 
 
 def _master_bootstrap(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ use super::config::Config;
 use super::convert::to_python;
 use super::wait::wait;
 use crate::clock::now_ms;
+use crate::engine::dead_letters;
 use crate::lifecycle::Role;
 use crate::registry;
 
@@ -102,6 +103,39 @@ impl Session {
             registry::read_live_masters(&clients, &config).await
         })?;
         to_python(py, &live)
+    }
+
+    /// Up to `max` messages of the events queue's dead-letter queue, each with the engine's
+    /// verdict (`phoenix dlq list`): `{"dead_letter_queue_url": ..., "messages": [...]}`.
+    /// The messages are visible again when it returns.
+    #[pyo3(signature = (max = 100))]
+    fn dead_letters<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Bound<'py, PyAny>> {
+        let clients = self.access.clients(py)?;
+        let config = self.access.config.clone();
+        let (url, messages) = wait(py, async move {
+            dead_letters::list(&clients, &config, max).await
+        })?;
+        to_python(
+            py,
+            &serde_json::json!({"dead_letter_queue_url": url, "messages": messages}),
+        )
+    }
+
+    /// Sends every dead-lettered message the engine would not reject back to the events
+    /// queue, up to `max` (`phoenix dlq redrive`); `dry_run`: judge only.
+    #[pyo3(signature = (max = 100, dry_run = false))]
+    fn redrive_dead_letters<'py>(
+        &self,
+        py: Python<'py>,
+        max: usize,
+        dry_run: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let clients = self.access.clients(py)?;
+        let config = self.access.config.clone();
+        let report = wait(py, async move {
+            dead_letters::redrive(&clients, &config, max, dry_run).await
+        })?;
+        to_python(py, &report)
     }
 
     fn __repr__(&self) -> String {

@@ -60,6 +60,70 @@ pub async fn apply_message(
     .await
 }
 
+/// What a message is before any AWS call is made for it: an event to apply (with its
+/// instance's role), or why it is not applied. The engine and the dead-letter queue's
+/// redrive (`dead_letters.rs`) judge a message by this same check.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Checked {
+    Apply(Role, InstanceEvent),
+    /// AutoScaling's test message (any shape): deleted, logged at info.
+    Test {
+        group: Option<String>,
+        delivery: crate::lifecycle::Delivery,
+    },
+    /// Can never apply, and nobody needs it: deleted with a warning.
+    Ignore {
+        reason: &'static str,
+        detail: String,
+    },
+    /// Can never apply: left for the dead-letter queue.
+    Reject {
+        reason: &'static str,
+        error: String,
+    },
+}
+
+pub(super) fn check(
+    config: &PhoenixConfig,
+    parsed: Result<LifecycleMessage, MessageError>,
+) -> Checked {
+    let event = match parsed {
+        Ok(LifecycleMessage::Test { group, delivery }) => return Checked::Test { group, delivery },
+        Ok(LifecycleMessage::FailedLaunch { group, reason, .. }) => {
+            return Checked::Ignore {
+                reason: "no_instance",
+                detail: format!(
+                    "a launch in group {group} failed before an instance existed (no instance \
+                     id): {}",
+                    reason.as_deref().unwrap_or("AWS gave no reason")
+                ),
+            }
+        }
+        Ok(LifecycleMessage::Instance(event)) => event,
+        Err(error) => {
+            return Checked::Reject {
+                reason: error.kind(),
+                error: error.to_string(),
+            }
+        }
+    };
+    match resolve_role(config, &event) {
+        Some(role) => Checked::Apply(role, event),
+        // A group the operator removed from the configuration (or never configured): the
+        // message can never apply, and left for the dead-letter queue it would only keep the
+        // queue's alarm ringing. Deleted, with a warning and an event that name the group.
+        None => Checked::Ignore {
+            reason: "unknown_group",
+            detail: format!(
+                "instance {} of group {} is in no configured group (phoenix.master_groups \
+                 {:?}, phoenix.minion_groups {:?}) and its hook metadata names no role; if this \
+                 cluster runs that group, add it to one of them",
+                event.instance_id, event.group, config.master_groups, config.minion_groups
+            ),
+        },
+    }
+}
+
 /// Applies `message`, which parsed as `parsed` (a batch parses each message once, to group
 /// them by instance, and hands that on).
 pub(super) async fn apply_parsed(
@@ -69,48 +133,30 @@ pub(super) async fn apply_parsed(
     parsed: Result<LifecycleMessage, MessageError>,
 ) -> MessageOutcome {
     let id = &message.message_id;
-    let event = match parsed {
-        Ok(LifecycleMessage::Test { group, delivery }) => {
+    let (role, event) = match check(config, parsed) {
+        Checked::Apply(role, event) => (role, event),
+        Checked::Test { group, delivery } => {
             log::info!(
                 "message {id}: AutoScaling test notification from group {} ({delivery}); deleting it",
                 group.as_deref().unwrap_or("?")
             );
             return MessageOutcome::Done(Vec::new());
         }
-        Ok(LifecycleMessage::FailedLaunch { group, reason, .. }) => {
-            let why = format!(
-                "a launch in group {group} failed before an instance existed (no instance id): {}",
-                reason.as_deref().unwrap_or("AWS gave no reason")
-            );
-            return ignored(message, "no_instance", &why);
-        }
-        Ok(LifecycleMessage::Instance(event)) => event,
-        Err(error) => {
+        Checked::Ignore { reason, detail } => return ignored(message, reason, &detail),
+        Checked::Reject { reason, error } => {
             log::error!(
                 "message {id} rejected (received {} times; the queue's redrive policy moves it to \
                  the dead-letter queue): {error}",
                 message.receive_count
             );
-            return MessageOutcome::Rejected(events::unparseable(
+            return MessageOutcome::Rejected(events::message_rejected(
                 id,
                 message.receive_count,
+                reason,
                 &error,
             ));
         }
     };
-    let Some(role) = resolve_role(config, &event) else {
-        // A group the operator removed from the configuration (or never configured): the
-        // message can never apply, and left for the dead-letter queue it would only keep the
-        // queue's alarm ringing. Deleted, with a warning and an event that name the group.
-        let error = format!(
-            "instance {} of group {} is in no configured group (phoenix.master_groups {:?}, \
-             phoenix.minion_groups {:?}) and its hook metadata names no role; if this cluster \
-             runs that group, add it to one of them",
-            event.instance_id, event.group, config.master_groups, config.minion_groups
-        );
-        return ignored(message, "unknown_group", &error);
-    };
-
     let now_ms = crate::clock::now_ms();
     match confirm::refuse_expired_launch(clients, config, &event, now_ms).await {
         Ok(None) => {}

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::lifecycle::{InstanceEvent, MessageError, Role};
+use crate::lifecycle::{InstanceEvent, Role};
 use crate::registry::{Applied, InstanceState, LiveMaster};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -90,11 +90,6 @@ pub fn message_ignored(message_id: &str, reason: &str, detail: &str) -> BusEvent
             "detail": detail,
         }),
     }
-}
-
-/// The rejection of a body the parser refused.
-pub fn unparseable(message_id: &str, receive_count: u32, error: &MessageError) -> BusEvent {
-    message_rejected(message_id, receive_count, error.kind(), &error.to_string())
 }
 
 /// `phoenix/key/pinned`: a verified identity claim pinned a minion's key (attested

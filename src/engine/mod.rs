@@ -9,6 +9,7 @@
 mod apply;
 mod claims;
 mod confirm;
+pub mod dead_letters;
 mod events;
 mod identity;
 mod lifecycle_action;

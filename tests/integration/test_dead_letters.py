@@ -1,0 +1,95 @@
+"""``phoenix dlq`` against the emulator: the dead-letter queue of the data stack's events
+queue, listed with the engine's verdict on each message, and redriven through the engine's
+own checks: what the engine would apply goes back and is applied, what it would reject again
+stays, with its reason."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from phoenix_salt import _core
+from phoenix_salt.lab import messages
+from phoenix_salt.lab.cluster import minion_instance_id
+from phoenix_salt.lab.emulator import Emulator
+from phoenix_salt.lab.stack import Stack, client, provision
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def stack(aws: Emulator) -> Stack:
+    return provision(aws, "test")
+
+
+POISON = '{"Event": "autoscaling:EC2_INSTANCE_LAUNCH", "EC2InstanceId": "i-0'
+
+
+def _phoenix(conf: Path, *args: str) -> tuple[int, Any]:
+    """``phoenix dlq <args> -c conf --json``: the exit code and the printed JSON."""
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "phoenix"), "dlq", *args, "-c", str(conf), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=dict(os.environ),
+    )
+    assert result.stdout.strip(), result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_a_redrive_sends_back_what_applies_and_keeps_the_poison_with_its_reason(
+    aws: Emulator, stack: Stack, tmp_path: Path
+) -> None:
+    block = stack.phoenix_block()
+    conf = tmp_path / "master"
+    conf.write_text(yaml.safe_dump({"phoenix": block}))
+    minion = minion_instance_id(5)
+    launch = messages.asg_notification(
+        messages.LAUNCH, minion, "phoenix-test-minions", messages.aws_time()
+    )
+    sqs = client(aws, "sqs")
+    for body in (json.dumps(messages.sns_envelope(launch)), POISON):
+        sqs.send_message(QueueUrl=stack.dead_letter_queue_url, MessageBody=body)
+
+    code, listing = _phoenix(conf, "list")
+    assert code == 0
+    # Found from the events queue's redrive policy (the emulator names its own host).
+    assert listing["dead_letter_queue_url"].endswith("/123456789012/phoenix-test-events-dlq")
+    verdicts = {letter["verdict"]: letter for letter in listing["messages"]}
+    assert set(verdicts) == {"applies", "refused"}
+    assert verdicts["applies"]["instance_id"] == minion
+    assert verdicts["applies"]["role"] == "minion"
+    assert verdicts["refused"]["reason"] == "not_json"
+    # Listing leaves the queue as it was: both messages are visible again at once.
+    assert stack.queue_depth(aws, dead_letters=True) == 2
+    poison_id = verdicts["refused"]["message_id"]
+    code, shown = _phoenix(conf, "show", poison_id)
+    assert (code, shown["body"]) == (0, POISON)
+
+    code, dry = _phoenix(conf, "redrive", "--dry-run")
+    assert (code, dry["dry_run"], len(dry["moved"])) == (0, True, 1)
+    assert stack.queue_depth(aws) == 0 and stack.queue_depth(aws, dead_letters=True) == 2
+
+    code, report = _phoenix(conf, "redrive")
+    assert code == 0
+    assert report["moved"] == [verdicts["applies"]["message_id"]]
+    assert [(k["message_id"], k["reason"]) for k in report["kept"]] == [(poison_id, "not_json")]
+    assert report["failed"] == []
+    # The good one is back in the events queue, and the engine applies it.
+    engine = _core.Engine(_core.Config.from_json(json.dumps(block)))
+    polled = engine.poll(wait_seconds=2)
+    assert (polled["received"], polled["deleted"]) == (1, 1)
+    session = _core.Session(_core.Config.from_json(json.dumps(block)))
+    assert (session.get_instance("minion", minion) or {}).get("state") == "running"
+    # The poison stays, with its reason.
+    code, after = _phoenix(conf, "list")
+    assert [(m["message_id"], m["verdict"]) for m in after["messages"]] == [(poison_id, "refused")]
