@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::aws::{AwsClients, AwsResultExt};
+use crate::aws::AwsClients;
 use crate::config::PhoenixConfig;
 use crate::enrolment::{ClaimRefusal, IdentityDocument, KeyClaim};
 use crate::error::{Error, Result};
@@ -49,18 +49,11 @@ pub async fn send_claim(
         ));
     }
     let body = KeyClaim::message(&instance_id, document.as_bytes(), &signature, public_key);
-    let sent = clients
-        .sqs
-        .send_message()
-        .queue_url(queue_url)
-        .message_body(body)
-        .send()
-        .await
-        .aws_context("sqs", "SendMessage")?;
+    let message_id = crate::aws::sqs::send(clients, queue_url, &body).await?;
     Ok(SentClaim {
         instance_id,
         fingerprint,
-        message_id: sent.message_id.unwrap_or_default(),
+        message_id,
     })
 }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::apply::{self, Checked};
 use super::queue::{self, QueueMessage, BATCH};
-use crate::aws::{AwsClients, AwsResultExt};
+use crate::aws::{sqs, AwsClients, AwsResultExt};
 use crate::config::PhoenixConfig;
 use crate::error::{Error, Result};
 use crate::lifecycle;
@@ -211,8 +211,8 @@ pub async fn redrive(
             report.moved.push(letter.message_id);
             stay.push(message);
         } else {
-            match send(clients, events_queue, &message.body).await {
-                Ok(()) => sent.push(message),
+            match sqs::send(clients, events_queue, &message.body).await {
+                Ok(_) => sent.push(message),
                 Err(error) => {
                     report.failed.push(NotMoved {
                         message_id: message.message_id.clone(),
@@ -294,18 +294,6 @@ async fn show_again(
             );
         }
     }
-    Ok(())
-}
-
-async fn send(clients: &AwsClients, queue_url: &str, body: &str) -> Result<()> {
-    clients
-        .sqs
-        .send_message()
-        .queue_url(queue_url)
-        .message_body(body)
-        .send()
-        .await
-        .aws_context("sqs", "SendMessage")?;
     Ok(())
 }
 
