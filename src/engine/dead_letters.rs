@@ -226,14 +226,21 @@ pub async fn redrive(
     if !sent.is_empty() {
         // A copy whose delete failed stays here too: sent twice, it is applied once (every
         // registry write is idempotent) and the next redrive sends it again harmlessly.
-        let deleted = queue::delete(clients, &dead_letter_queue, &sent).await?;
-        report.moved.extend(deleted.done);
-        report.failed.extend(
-            deleted
-                .failed
-                .into_iter()
-                .map(|(message_id, error)| NotMoved { message_id, error }),
-        );
+        match queue::delete(clients, &dead_letter_queue, &sent).await {
+            Ok(deleted) => {
+                report.moved.extend(deleted.done);
+                report.failed.extend(
+                    deleted
+                        .failed
+                        .into_iter()
+                        .map(|(message_id, error)| NotMoved { message_id, error }),
+                );
+            }
+            Err(error) => report.failed.extend(sent.iter().map(|message| NotMoved {
+                message_id: message.message_id.clone(),
+                error: format!("sent back, but not deleted here: {error}"),
+            })),
+        }
     }
     show_again(clients, &dead_letter_queue, &stay).await?;
     Ok(report)
