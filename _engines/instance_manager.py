@@ -64,6 +64,8 @@ __virtualname__ = "instance_manager"
 # Backoff after an AWS failure: doubling from the first to the last, then steady.
 BACKOFF_FIRST_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 30.0
+# How often a poller looks again whether heartbeats are recorded again.
+REGISTRY_WAIT_SECONDS = 1.0
 # A configuration error cannot heal by itself: say so again this often, and do nothing else.
 CONFIG_ERROR_REPEAT_SECONDS = 600.0
 
@@ -90,11 +92,12 @@ def _backoff(failures):
     return min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** max(0, failures - 1))
 
 
-def _heartbeat_loop(engine, interval, serve_timeout, stopping):
+def _heartbeat_loop(engine, interval, serve_timeout, registry_reachable, stopping):
     """Registers this master once salt-master listens, then heartbeats it every ``interval``
     seconds, each time only once its request server answered a ping within
     ``serve_timeout`` seconds (readiness.py): a master whose workers are wedged goes stale
-    even though this engine lives."""
+    even though this engine lives. ``registry_reachable`` is cleared while heartbeats fail
+    and set again once one is recorded: the queue pollers wait on it."""
     import phoenix_salt
     from phoenix_salt.readiness import answers_requests, wait_until_serving
 
@@ -141,11 +144,19 @@ def _heartbeat_loop(engine, interval, serve_timeout, stopping):
                 )
             _fire(bus, engine.heartbeat())
             if failures:
-                log.warning("phoenix: heartbeats recorded again after %d failed", failures)
+                log.warning(
+                    "phoenix: heartbeats recorded again after %d failed; polling the queues again",
+                    failures,
+                )
+            registry_reachable.set()
             failures = 0
             stopping.wait(interval)
         except phoenix_salt.PhoenixError as exc:
             failures += 1
+            # A master that cannot reach the registry can apply no message: taking them off
+            # the queues would only use up their receives (the dead-letter queue takes a
+            # message after MaxReceiveCount of them) and hide them from the masters that can.
+            registry_reachable.clear()
             # Tried again at the next interval, not after a growing backoff: one call per
             # interval is the usual load, and a later heartbeat would keep this master out of
             # the live list for longer than the outage. Said at the first failure, then every
@@ -153,7 +164,7 @@ def _heartbeat_loop(engine, interval, serve_timeout, stopping):
             if failures == 1 or failures % max(1, round(60 / interval)) == 0:
                 log.warning(
                     "phoenix: heartbeat failed %d time(s) in a row (%s: %s); trying again every "
-                    "%.0f s",
+                    "%.0f s, and polling no queue until one is recorded",
                     failures,
                     type(exc).__name__,
                     exc,
@@ -358,16 +369,20 @@ def _follow_highstates(config, interval, stopping):
         bus.destroy()
 
 
-def _keep_polling(poll, queue_name, handle, stopping):
+def _keep_polling(poll, queue_name, handle, registry_reachable, stopping):
     """Calls ``poll()`` and hands each report to ``handle`` until salt-master stops. This
     loop never ends by itself: an AWS error or a bug means a backoff and another poll, and
     what was not settled stays on ``queue_name``. A configuration error (no account or
     region to judge claims by) is said at error level, then again every
-    ``CONFIG_ERROR_REPEAT_SECONDS``."""
+    ``CONFIG_ERROR_REPEAT_SECONDS``. No poll while ``registry_reachable`` is clear (this
+    master's heartbeats fail): the other masters take the messages."""
     import phoenix_salt
 
     failures = 0
     while not stopping.is_set():
+        if not registry_reachable.is_set():
+            stopping.wait(REGISTRY_WAIT_SECONDS)
+            continue
         try:
             report = poll()
         except phoenix_salt.ConfigError as exc:
@@ -399,7 +414,7 @@ def _keep_polling(poll, queue_name, handle, stopping):
         handle(report)
 
 
-def _poll_loop(engine, stopping):
+def _poll_loop(engine, registry_reachable, stopping):
     """Polls the queue, applies what arrives and fires its events, until salt-master stops."""
     bus = _bus()
 
@@ -412,10 +427,10 @@ def _poll_loop(engine, stopping):
                 report,
             )
 
-    _keep_polling(engine.poll, "queue", handle, stopping)
+    _keep_polling(engine.poll, "queue", handle, registry_reachable, stopping)
 
 
-def _claim_loop(engine, pinned, stopping):
+def _claim_loop(engine, pinned, registry_reachable, stopping):
     """Takes identity claims off the claim queue until salt-master stops; hands each id
     whose key was pinned to the key loop (``pinned``), and fires what the claims caused."""
     bus = _bus()
@@ -425,7 +440,7 @@ def _claim_loop(engine, pinned, stopping):
             pinned.put(minion_id)
         _fire(bus, report["events"])
 
-    _keep_polling(engine.poll_claims, "claim queue", handle, stopping)
+    _keep_polling(engine.poll_claims, "claim queue", handle, registry_reachable, stopping)
 
 
 def start():
@@ -451,9 +466,18 @@ def start():
         settings["queue_url"],
     )
     stopping = threading.Event()
+    # Set until a heartbeat fails; the pollers wait while it is clear.
+    registry_reachable = threading.Event()
+    registry_reachable.set()
     threading.Thread(
         target=_heartbeat_loop,
-        args=(engine, settings["heartbeat_interval"], settings["serve_timeout"], stopping),
+        args=(
+            engine,
+            settings["heartbeat_interval"],
+            settings["serve_timeout"],
+            registry_reachable,
+            stopping,
+        ),
         name="phoenix-heartbeat",
         daemon=True,
     ).start()
@@ -469,7 +493,7 @@ def start():
     if settings["keys"]["trust"] == "identity_document":
         threading.Thread(
             target=_claim_loop,
-            args=(engine, pinned, stopping),
+            args=(engine, pinned, registry_reachable, stopping),
             name="phoenix-claims",
             daemon=True,
         ).start()
@@ -487,11 +511,11 @@ def start():
     for number in range(2, settings["pollers"] + 1):
         threading.Thread(
             target=_poll_loop,
-            args=(engine, stopping),
+            args=(engine, registry_reachable, stopping),
             name=f"phoenix-poller-{number}",
             daemon=True,
         ).start()
     try:
-        _poll_loop(engine, stopping)
+        _poll_loop(engine, registry_reachable, stopping)
     finally:
         stopping.set()

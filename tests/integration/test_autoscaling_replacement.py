@@ -246,8 +246,12 @@ def test_a_master_cut_off_from_dynamodb_reports_nobody_and_is_replaced(
             proxy.block()
 
             _wait_terminated(demo, cut_id)
-            # It tried, failed and said so, and judged nobody meanwhile.
+            # It tried, failed and said so, and judged nobody meanwhile. Nor did it take
+            # messages it could not apply: its own termination went to the live masters
+            # (were it to take it, each failed try would use up one of the message's
+            # receives, and the lab's queue dead-letters a message after 5).
             assert "phoenix: heartbeat failed" in cut.log_text()
+            assert "polling no queue until one is recorded" in cut.log_text()
             _reported_alone(demo, first, cut_id)
         finally:
             proxy.stop()
