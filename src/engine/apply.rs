@@ -143,19 +143,7 @@ pub(super) async fn apply_parsed(
             return MessageOutcome::Done(Vec::new());
         }
         Checked::Ignore { reason, detail } => return ignored(message, reason, &detail),
-        Checked::Reject { reason, error } => {
-            log::error!(
-                "message {id} rejected (received {} times; the queue's redrive policy moves it to \
-                 the dead-letter queue): {error}",
-                message.receive_count
-            );
-            return MessageOutcome::Rejected(events::message_rejected(
-                id,
-                message.receive_count,
-                reason,
-                &error,
-            ));
-        }
+        Checked::Reject { reason, error } => return rejected(message, reason, &error),
     };
     let now_ms = crate::clock::now_ms();
     match confirm::refuse_expired_launch(clients, config, &event, now_ms).await {
@@ -226,8 +214,6 @@ pub(super) async fn apply_parsed(
     MessageOutcome::Done(changed)
 }
 
-/// A message that can never apply, for `reason`: said in the log and in a
-/// `phoenix/message/rejected` event, and left for the dead-letter queue.
 /// A message that can never apply and needs nobody: deleted, with a warning and a
 /// `phoenix/message/ignored` event.
 fn ignored(message: &QueueMessage, reason: &str, detail: &str) -> MessageOutcome {
@@ -242,8 +228,15 @@ fn ignored(message: &QueueMessage, reason: &str, detail: &str) -> MessageOutcome
     )])
 }
 
+/// A message that can never apply, for `reason`: said in the log and in a
+/// `phoenix/message/rejected` event, and left for the dead-letter queue.
 fn rejected(message: &QueueMessage, reason: &str, error: &str) -> MessageOutcome {
-    log::error!("message {} rejected: {error}", message.message_id);
+    log::error!(
+        "message {} rejected (received {} times; the queue's redrive policy moves it to the \
+         dead-letter queue): {error}",
+        message.message_id,
+        message.receive_count
+    );
     MessageOutcome::Rejected(events::message_rejected(
         &message.message_id,
         message.receive_count,

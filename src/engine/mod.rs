@@ -301,7 +301,8 @@ pub async fn heartbeat(
     judge: &Judge,
 ) -> Result<Heartbeat> {
     let now = now_ms();
-    let deadline = tokio::time::Instant::now() + config.heartbeat_timeout();
+    let limit = config.heartbeat_timeout();
+    let deadline = tokio::time::Instant::now() + limit;
     let record = registry::record_heartbeat(
         clients,
         config,
@@ -309,7 +310,6 @@ pub async fn heartbeat(
         &identity.address,
         now,
     );
-    let limit = config.heartbeat_timeout();
     let recorded = by_deadline(deadline, limit, "UpdateItem", record).await?;
     let read = registry::read_master_heartbeats(clients, config);
     let rows = by_deadline(deadline, limit, "Query", read).await?;
