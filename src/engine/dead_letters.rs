@@ -165,17 +165,16 @@ pub async fn list(
 ) -> Result<(String, Vec<DeadLetter>)> {
     let dead_letter_queue = dead_letter_queue_url(clients, config.require_queue_url()?).await?;
     let messages = read(clients, &dead_letter_queue, max).await?;
-    let shown = show_again(
+    show_again(
         clients,
         &dead_letter_queue,
         &messages.iter().collect::<Vec<_>>(),
     )
-    .await;
+    .await?;
     let letters = messages
         .into_iter()
         .map(|message| dead_letter(config, message))
         .collect();
-    shown?;
     Ok((dead_letter_queue, letters))
 }
 
