@@ -15,13 +15,15 @@ CARGO_PROFILE := --release
 
 WHEEL_INPUTS := Cargo.toml Cargo.lock pyproject.toml $(shell find src python _engines _runners _beacons reactor cfn -type f -not -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: help test demo lint rust-lint rust-test python-lint stubtest unit integration \
+.PHONY: help test demo soak lint rust-lint rust-test python-lint stubtest unit integration \
         test-compat wheel venv clean
 
 help:
 	@echo "make demo         run a Phoenix cluster on loopback (AWS emulator + real Salt daemons)"
 	@echo "make test         every check and test (Rust and Python, unit and integration)"
 	@echo "make test-compat SALT=3007.15   integration tests against another Salt release"
+	@echo "make soak         30 minutes of random failures and AWS faults, invariants watched"
+	@echo "                  (SOAK_ARGS='--minutes 5 --seed 7 --json soak.json')"
 
 venv: $(VENV)/.installed
 
@@ -94,6 +96,9 @@ test-compat: wheel
 
 demo: wheel
 	$(BIN)/python -m phoenix_salt.lab.demo $(DEMO_ARGS)
+
+soak: wheel
+	$(BIN)/python -m phoenix_salt.lab.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV)-salt-* dist target

@@ -8,93 +8,25 @@ minion leaves.
 The minions are on every master (the default): after every step ``salt '*' test.ping`` on
 every live master reaches every minion; a master that breaks makes the minions whose first
 master it was restart, and its replacement every minion once. Throughout the
-run a watcher holds two invariants: no master ever holds an accepted key for an id the
-registry does not know, and no minion's master list is ever written empty or unreadable.
+run a watcher (lab/invariants.py) holds three invariants: no master ever holds an accepted key
+that is not the one the registry pinned for its id, no minion's master list is ever written
+empty or unreadable, and the dead-letter queue stays empty.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
 
 import pytest
-import yaml
 
 from phoenix_salt import _core
 from phoenix_salt.lab.demo import KEY_CHANGED, Demo, play
+from phoenix_salt.lab.invariants import InvariantWatcher
 from tests.conftest import running_demo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
-
-
-class InvariantWatcher:
-    """Looks at every master's accepted keys and every minion's drop-in five times a
-    second, and records each breach of the two invariants it holds."""
-
-    def __init__(self, demo: Demo) -> None:
-        self.demo = demo
-        self.breaches: list[str] = []
-        self.keys_seen: set[str] = set()
-        self.drop_ins_read = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="invariants", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            if self.demo.cluster is None or not self.demo.phoenix:
-                continue
-            self._check_keys()
-            self._check_drop_ins()
-
-    def _check_keys(self) -> None:
-        """A key that appears accepted on any master must belong to an id the registry
-        holds at that moment (ids never leave the registry during the run). A file Salt is
-        still writing (``_core.salt_write_in_flight``) is no key yet; one that stays under
-        such a name is judged like any other."""
-        cluster = self.demo.cluster
-        assert cluster is not None
-        for master in list(cluster.masters):
-            accepted_dir = master.pki_dir / "minions"
-            try:
-                ids = {p.name for p in accepted_dir.iterdir() if not p.name.startswith(".")}
-            except FileNotFoundError:
-                continue
-            for minion_id in ids - self.keys_seen:
-                if _core.salt_write_in_flight(accepted_dir / minion_id):
-                    # Salt 3008 writes a key to a temporary file beside the keys, then
-                    # renames it: judged only if it is still there once no longer fresh.
-                    continue
-                session = _core.Session(_core.Config.from_json(json.dumps(self.demo.phoenix)))
-                known = session.get_instance("minion", minion_id) or session.get_instance(
-                    "master", minion_id
-                )
-                if known is None:
-                    self.breaches.append(f"{master.name} accepted unregistered {minion_id}")
-                self.keys_seen.add(minion_id)
-
-    def _check_drop_ins(self) -> None:
-        for minion in list(self.demo.minions.values()):
-            try:
-                text = minion.drop_in_path.read_text()
-            except FileNotFoundError:
-                continue  # before its first `phoenix minion-config`
-            self.drop_ins_read += 1
-            try:
-                masters = yaml.safe_load(text)["master"]
-            except (yaml.YAMLError, TypeError, KeyError) as exc:
-                self.breaches.append(f"{minion.minion_id}: unreadable drop-in ({exc}): {text!r}")
-                continue
-            if not masters:
-                self.breaches.append(f"{minion.minion_id}: drop-in with no master: {text!r}")
 
 
 @pytest.fixture
@@ -104,7 +36,7 @@ def demo(request: pytest.FixtureRequest) -> Iterator[Demo]:
 
 
 def test_the_fleet_survives_scale_out_kill_hang_crash_replace_and_scale_in(demo: Demo) -> None:
-    watcher = InvariantWatcher(demo)
+    watcher = InvariantWatcher(demo, dead_letters=True)
     answered_after: list[str] = []
 
     def every_minion_answers(step: str) -> None:
@@ -125,6 +57,7 @@ def test_the_fleet_survives_scale_out_kill_hang_crash_replace_and_scale_in(demo:
     # drop-ins were read many times.
     # 8 minions and 6 masters' own minions (3, then 3 beside the replacements).
     assert len(watcher.keys_seen) == 14 and watcher.drop_ins_read > 100
+    assert watcher.dead_letter_checks > 10
     steps = {step.name: step for step in demo.timeline.steps}
     assert len(answered_after) == 7  # every step from the minions' launch on
 

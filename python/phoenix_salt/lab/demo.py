@@ -222,6 +222,9 @@ class Demo:
         # More environment for the first masters, by number (1, 2, ...), set before
         # start_masters: e.g. one master's own route to DynamoDB, which a test cuts.
         self.master_env: dict[int, dict[str, str]] = {}
+        # More environment for every daemon, set before start_masters: e.g. the soak's
+        # route to every AWS service through its fault injector.
+        self.aws_env: dict[str, str] = {}
         self.timeline = Timeline(self.census)
 
     # ----- set-up ----------------------------------------------------------------------------
@@ -299,7 +302,7 @@ class Demo:
                 **reactor_config(),
             },
             minion_opts={"beacons": {"master_list": [{"interval": 1}]}},
-            extra_env=self.lifecycle.env(),
+            extra_env={**self.lifecycle.env(), **self.aws_env},
             # The lab's stand-in for systemd runs every daemon: it starts a salt-master that
             # exits again (Restart=always), and the beacon restarts minions through it.
             supervised_minions=True,
@@ -396,7 +399,7 @@ class Demo:
             with ThreadPoolExecutor(len(booting)) as pool:
                 list(pool.map(boot, booting.values()))
             into.update(booting)
-            session = self._session()
+            session = self.session()
             ids = [i.instance_id for i in launched]
             self.wait(
                 lambda: all(session.get_instance("minion", i) for i in ids),
@@ -430,7 +433,7 @@ class Demo:
         fleet, begun = self.fleet, time.monotonic()
         gone = sorted(self.minions)[0]
         fleet.scale_in(gone)
-        session = self._session()
+        session = self.session()
         self.wait(
             lambda: (
                 (session.get_instance("minion", gone) or {}).get("state")
@@ -547,7 +550,7 @@ class Demo:
         the minions whose first master it was (``first_of``: their restarts before the
         break, among ``followers``) moved, and AutoScaling's replacement serves every
         minion."""
-        session = self._session()
+        session = self.session()
         seen: dict[str, float] = {}
 
         def detected_and_answered() -> bool:
@@ -622,7 +625,7 @@ class Demo:
         self.wait(
             lambda: (
                 new_id in self.booted
-                and new_id in {m["instance_id"] for m in self._session().live_masters()}
+                and new_id in {m["instance_id"] for m in self.session().live_masters()}
             ),
             180,
             f"the replacement {new_id} to boot and register once salt-master serves",
@@ -702,7 +705,7 @@ class Demo:
 
     def live_masters(self) -> list[SaltMaster]:
         """Masters the registry lists as live and that the demo has not broken."""
-        live = {m["instance_id"] for m in self._session().live_masters()}
+        live = {m["instance_id"] for m in self.session().live_masters()}
         # A copy: AutoScaling's replacements boot in a thread of their own.
         return [m for i, m in list(self.masters.items()) if i in live and i not in self.impaired]
 
@@ -804,7 +807,7 @@ class Demo:
         accepted: set[str] = set()
         for master in self.live_masters():
             accepted.update(master.accepted_keys())
-        minions = self._session().list_instances("minion")
+        minions = self.session().list_instances("minion")
         done = sum(
             1 for row in minions if (row.get("first_highstate") or {}).get("status") == "succeeded"
         )
@@ -824,7 +827,7 @@ class Demo:
 
     def _wait_for_live_masters(self, what: str) -> None:
         """Until the registry lists as many live masters as the masters' group should have."""
-        session = self._session()
+        session = self.session()
         self.wait(lambda: len(session.live_masters()) == self.master_count, 90, what)
 
     def _master_id(self, master: SaltMaster) -> str:
@@ -834,7 +837,7 @@ class Demo:
         assert self.stack is not None
         return _core.Config.from_json(json.dumps(self.phoenix))
 
-    def _session(self) -> _core.Session:
+    def session(self) -> _core.Session:
         return _core.Session(self._config())
 
     def versions(self) -> str:
