@@ -136,3 +136,15 @@ def autoscaling_instance(aws: Emulator, group: str) -> str:
     )
     groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])
     return str(groups["AutoScalingGroups"][0]["Instances"][0]["InstanceId"])
+
+
+def spare_public_key() -> str:
+    """A fresh RSA public key in the PEM form of a minion.pub, of no instance (made here, not
+    with Salt's key writer, whose signature differs between Salt releases)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    public = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()

@@ -66,18 +66,6 @@ def _cluster(
     )
 
 
-def _public_key() -> str:
-    """A fresh RSA public key in the PEM form of a minion.pub (made here, not with Salt's
-    key writer, whose signature differs between Salt releases)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    public = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
-    return public.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
-
-
 def _send(stack: Stack, aws: Emulator, body: str) -> None:
     client(aws, "sqs").send_message(QueueUrl=stack.claim_queue_url, MessageBody=body)
 
@@ -174,7 +162,7 @@ def test_a_key_without_a_valid_claim_is_never_accepted(
     master = cluster.masters[0]
     target = "i-0000000000000c001"
     fleet.register(aws, stack, target)
-    mine = _public_key()
+    mine = fleet.spare_public_key()
     with BusListener(master) as bus:
         # Each refused, with its reason, and nothing pinned.
         cases = [
@@ -255,7 +243,7 @@ def test_the_first_valid_claim_wins_and_a_squatter_cannot_take_it(
     master = cluster.masters[0]
     minion = cluster.minions[0]
     fleet.register(aws, stack, minion.minion_id)
-    squatter = _public_key()
+    squatter = fleet.spare_public_key()
     with BusListener(master) as bus:
         # A process elsewhere claims the new instance's id first, with its own key and a
         # document it cannot have AWS sign.
@@ -284,7 +272,7 @@ def test_a_masters_own_minion_id_cannot_be_taken_during_its_boot(
     cluster = _cluster(make_cluster, stack, masters=1, minions=0)
     master: SaltMaster = cluster.masters[0]
     master_id = master.opts["phoenix"]["master_id"]
-    squatter = _public_key()
+    squatter = fleet.spare_public_key()
     with BusListener(master) as bus:
         # Before the master's own minion claims: a claim for its id, without AWS's word.
         _send(stack, aws, _claim(master_id, squatter, signer=Signer("squatter")))
@@ -335,9 +323,9 @@ def test_with_verify_autoscaling_a_claim_pins_only_what_autoscaling_runs(
     ghost = "i-0000000000000c003"
     for instance in (real, ghost):
         fleet.register(aws, stack, instance)
-    key = _public_key()
+    key = fleet.spare_public_key()
     with BusListener(master) as bus:
-        _send(stack, aws, _claim(ghost, _public_key()))
+        _send(stack, aws, _claim(ghost, fleet.spare_public_key()))
         refused = _refusal(bus, ghost)
         assert refused["reason"] == "not_in_autoscaling", refused
         assert "AutoScaling does not know the instance" in refused["error"]

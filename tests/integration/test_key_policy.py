@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from phoenix_salt import _core
 from phoenix_salt.lab import messages
@@ -32,19 +30,10 @@ def stack(aws: Emulator) -> Stack:
     return provision(aws, "test")
 
 
-def _public_key() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-
-
 def _pending(pki_dir: Path, minion_id: str) -> str:
     folder = pki_dir / "minions_pre"
     folder.mkdir(parents=True, exist_ok=True)
-    text = _public_key()
+    text = fleet.spare_public_key()
     (folder / minion_id).write_text(text)
     return text
 
@@ -113,7 +102,7 @@ def test_verify_autoscaling_accepts_only_what_autoscaling_runs_in_a_configured_g
     assert first == {"outcome": "pinned"}
     again = manager.pin(real, pin["role"], pin["fingerprint"], pin["public_key"], "test")
     assert again == {"outcome": "already_pinned"}
-    other = _public_key()
+    other = fleet.spare_public_key()
     refused = manager.pin(real, "minion", _core.pem_fingerprint(other), other, "test")
     assert refused == {"outcome": "pinned_other", "fingerprint": pin["fingerprint"]}
     row = _core.Session(_config(stack)).get_instance("minion", real)
@@ -125,7 +114,7 @@ def test_a_pin_for_an_instance_the_registry_does_not_hold_is_refused(
     aws: Emulator, stack: Stack, tmp_path: Path
 ) -> None:
     manager = _core.KeyManager(_config(stack), tmp_path)
-    key = _public_key()
+    key = fleet.spare_public_key()
     outcome = manager.pin(minion_instance_id(9), "minion", _core.pem_fingerprint(key), key, "t")
     assert outcome == {"outcome": "not_live"}
     # ... and writes no row.
@@ -139,10 +128,10 @@ def test_a_new_master_pre_seeds_every_pinned_key_and_reports_it_in_one_bounded_e
 
     config = _config(stack)
     writer = _core.KeyManager(config, tmp_path / "first-master")
-    key = _public_key()
+    key = fleet.spare_public_key()
     fingerprint = _core.pem_fingerprint(key)
-    fleet = [minion_instance_id(1000 + n) for n in range(EVENT_ACTIONS + 1)]
-    for instance in fleet:
+    instances = [minion_instance_id(1000 + n) for n in range(EVENT_ACTIONS + 1)]
+    for instance in instances:
         _register(stack, instance, MINIONS_GROUP)
         assert writer.pin(instance, "minion", fingerprint, key, "first")["outcome"] == "pinned"
 
@@ -156,12 +145,12 @@ def test_a_new_master_pre_seeds_every_pinned_key_and_reports_it_in_one_bounded_e
     )
     summary = reconciler.reconcile()
 
-    assert summary["counts"] == {"pre_seed_done": len(fleet)}
-    assert sorted(p.name for p in (pki_dir / "minions").iterdir()) == sorted(fleet)
+    assert summary["counts"] == {"pre_seed_done": len(instances)}
+    assert sorted(p.name for p in (pki_dir / "minions").iterdir()) == sorted(instances)
     assert [tag for tag, _ in fired] == [RECONCILED_TAG]
     event = fired[0][1]
     assert len(event["actions"]) == EVENT_ACTIONS
     assert event["actions_left_out"] == 1
-    assert event["counts"] == {"pre_seed_done": len(fleet)}
+    assert event["counts"] == {"pre_seed_done": len(instances)}
     # Planning again finds nothing to do.
     assert reconciler.reconcile()["counts"] == {}
