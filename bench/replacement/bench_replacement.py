@@ -66,7 +66,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from phoenix_salt.lab.demo import Demo, Report, tear_down
+from phoenix_salt.lab.demo import Demo, Report, set_up_steps, tear_down
 from phoenix_salt.lab.processes import interrupt_on_sigterm
 from phoenix_salt.lab.stack import client
 
@@ -397,13 +397,7 @@ def main() -> int:
     trials: list[Trial] = []
     try:
         started = time.monotonic()
-        for name, action in (
-            ("start the AWS emulator", demo.start_emulator),
-            ("deploy the data stack", demo.provision_stack),
-            ("create the AutoScaling groups (fleet simulator)", demo.create_groups),
-            ("launch 3 masters (phoenix master-bootstrap)", demo.start_masters),
-            (f"launch {args.minions} minions", demo.start_minions),
-        ):
+        for name, action in set_up_steps(demo):
             say(f"setting up: {name} ...")
             action()
         say(f"set up in {time.monotonic() - started:.0f} s; replacement {demo.replacement}")

@@ -870,14 +870,25 @@ def tear_down(demo: Demo, workdir: Path, keep: bool = False) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def play(demo: Demo, after_step: Callable[[str], None] | None = None) -> None:
-    """Every step of the demo, in order; ``after_step`` (the tests' checks) runs after each."""
-    steps: list[tuple[str, Callable[[], Report | str]]] = [
+Steps = list[tuple[str, Callable[[], Report | str]]]
+
+
+def set_up_steps(demo: Demo) -> Steps:
+    """The steps that bring the cluster up: the emulator, the data stack, the groups, the
+    masters and the minions (the demo's first, and the soak's)."""
+    return [
         ("start the AWS emulator", demo.start_emulator),
         ("deploy the data stack (cfn/phoenix-data.yaml) into the emulator", demo.provision_stack),
         ("create the AutoScaling groups (fleet simulator)", demo.create_groups),
         (f"launch {demo.master_count} masters (phoenix master-bootstrap)", demo.start_masters),
         (f"launch {demo.minion_count} minions", demo.start_minions),
+    ]
+
+
+def play(demo: Demo, after_step: Callable[[str], None] | None = None) -> None:
+    """Every step of the demo, in order; ``after_step`` (the tests' checks) runs after each."""
+    steps = [
+        *set_up_steps(demo),
         ("salt-run phoenix.version", demo.versions),
         (f"scale out: {demo.join_count} minions join", demo.scale_out),
         ("the busiest master's instance dies (SIGKILL)", demo.kill_master),

@@ -12,7 +12,6 @@ drop-in; every few seconds at the dead-letter queue. It records each breach:
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -84,7 +83,7 @@ class InvariantWatcher:
                     # renames it: judged only if it is still there once no longer fresh.
                     continue
                 if session is None:
-                    session = _core.Session(_core.Config.from_json(json.dumps(self.demo.phoenix)))
+                    session = self.demo.session()
                 if self._judge_key(session, master.name, minion_id, path):
                     self.keys_seen.add(minion_id)
 

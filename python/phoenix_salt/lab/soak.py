@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from phoenix_salt.lab.demo import Demo, Report, tear_down
+from phoenix_salt.lab.demo import Demo, Report, set_up_steps, tear_down
 from phoenix_salt.lab.faults import DYNAMODB_WRITES, REFUSE, SERVER_ERROR, THROTTLING, Fault
 from phoenix_salt.lab.invariants import InvariantWatcher
 from phoenix_salt.lab.latency_proxy import LatencyProxy
@@ -246,14 +246,7 @@ def set_up(demo: Demo, workdir: Path) -> LatencyProxy:
         "AWS_ENDPOINT_URL": proxy.url(demo.emulator.port),
         "AWS_ENDPOINT_URL_AUTO_SCALING": proxy.url(demo.lifecycle.port),
     }
-    steps: list[tuple[str, Callable[[], Report | str]]] = [
-        ("start the AWS emulator", demo.start_emulator),
-        ("deploy the data stack into the emulator", demo.provision_stack),
-        ("create the AutoScaling groups (fleet simulator)", demo.create_groups),
-        (f"launch {demo.master_count} masters", demo.start_masters),
-        (f"launch {demo.minion_count} minions", demo.start_minions),
-    ]
-    for name, action in steps:
+    for name, action in set_up_steps(demo):
         demo.timeline.run(name, action)
     return proxy
 
