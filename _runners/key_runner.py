@@ -83,7 +83,8 @@ def accept(minion_id, fingerprint=None):
     """Accept the pending key of ``minion_id`` if the registry holds that exact id as a live
     instance and the key is the pinned one: pinned by the instance's identity claim (with
     ``phoenix.keys.trust: identity_document``), or at this first acceptance (``first_key``).
-    A key that differs from the pinned one is rejected and ``phoenix/key/mismatch`` is fired.
+    A key that differs from the pinned one is deleted (the pinned key is pre-seeded in its
+    place), ``phoenix/key/mismatch`` is fired, and the runner reports the failure.
 
     ``fingerprint``: an operator who verified the pending key out of band (``salt-call
     key.finger`` on the instance) pins it by naming its fingerprint; recorded and fired
@@ -115,7 +116,7 @@ def accept(minion_id, fingerprint=None):
         trust = reconciler.trust
     keys = _keys_of(plan, minion_id)
     accepted = keys.get("accepted")
-    if accepted and accepted["standing"] == "pinned":
+    if accepted and accepted["standing"] == "pinned" and not _mismatches(outcome):
         return {
             "minion_id": minion_id,
             "accepted": True,
@@ -123,6 +124,15 @@ def accept(minion_id, fingerprint=None):
             "registry_state": accepted["registry_state"],
         }
     return failed(_why_not_accepted(minion_id, keys, outcome, trust), minion_id=minion_id)
+
+
+def _mismatches(outcome):
+    """The keys the reconcile deleted because they were not the pinned key."""
+    return [
+        action
+        for action in outcome["actions"]
+        if action["action"] == "delete" and action["result"] == "done" and action.get("pinned")
+    ]
 
 
 def _why_not_accepted(minion_id, keys, outcome, trust):  # noqa: PLR0911 (one reason per case)
@@ -134,14 +144,18 @@ def _why_not_accepted(minion_id, keys, outcome, trust):  # noqa: PLR0911 (one re
     for held in outcome["held"]:
         if held["id"] == minion_id:
             return f"{minion_id} not accepted: {held['reason']}; the key stays pending"
-    for action in outcome["actions"]:
-        if action["action"] in ("reject", "delete") and action.get("pinned"):
-            done = "rejected" if action["action"] == "reject" else "deleted"
-            return (
-                f"{minion_id} not accepted: its key {action['fingerprint']} is not the key "
-                f"pinned at first acceptance ({action['pinned']}); it was {done} and "
-                "phoenix/key/mismatch was fired"
-            )
+    for action in _mismatches(outcome):
+        accepted = keys.get("accepted")
+        instead = (
+            "; the pinned key is accepted here instead"
+            if accepted and accepted["standing"] == "pinned"
+            else ""
+        )
+        return (
+            f"{minion_id} not accepted: its {action['state']} key {action['fingerprint']} is "
+            f"not the pinned key ({action['pinned']}); it was deleted and phoenix/key/mismatch "
+            f"was fired{instead}"
+        )
     if not keys:
         return f"this master has no key for {minion_id}"
     registry_state = next(iter(keys.values()))["registry_state"]
@@ -170,7 +184,10 @@ def _why_not_accepted(minion_id, keys, outcome, trust):  # noqa: PLR0911 (one re
 @reports_failures
 def reject(minion_id):
     """Reject the pending key of ``minion_id`` on this master. Phoenix never accepts a
-    rejected key by itself; delete it to let the minion try again.
+    rejected key by itself; delete it to let the minion try again. Salt then refuses every
+    key of the id here, so when the registry pins another key for a live instance, the next
+    reconcile deletes the rejected one and pre-seeds the pin: rejecting the pinned key itself
+    is what keeps an instance out of this master.
 
     CLI Example: ``salt-run key_runner.reject i-0123456789abcdef0``
     """

@@ -1,7 +1,7 @@
 """Carrying a key plan out on this master, through Salt's own wheel key functions.
 
-The plan comes from the core (``_core.KeyManager.plan``): which keys to delete, reject,
-pin, accept and pre-seed so that this master agrees with the registry. This module only
+The plan comes from the core (``_core.KeyManager.plan``): which keys to delete, pin,
+accept and pre-seed so that this master agrees with the registry. This module only
 does what the core cannot: call Salt's ``key.*_dict`` wheel functions (exact ids, no glob
 or name matching, the same on Salt 3006, 3007 and 3008) and fire events on the master bus.
 
@@ -187,15 +187,11 @@ class Reconciler:
         plan = self.plan(minion_id)
         results = self.carry_out(plan["actions"])
         # Salt 3008's key store holds one key per id across accepted/pending/rejected:
-        # deleting or rejecting one of an id's keys there removes its others too. Planning
-        # those ids again restores what must stay (the pinned key is pre-seeded back).
+        # deleting one of an id's keys there removes its others too (a pending key the plan
+        # would accept next, say). Planning those ids again restores what must stay (the
+        # pinned key is pre-seeded).
         touched = sorted(
-            {
-                r["id"]
-                for r in results
-                if r["result"] == "done"
-                and (r["action"] == "reject" or r.get("reason") == "mismatch")
-            }
+            {r["id"] for r in results if r["result"] == "done" and r.get("reason") == "mismatch"}
         )
         for again in touched:
             if minion_id is None or again == minion_id:
@@ -242,7 +238,6 @@ class Reconciler:
     def _do(self, action: dict[str, Any]) -> tuple[str, str | None]:
         handler = {
             "delete": self._delete,
-            "reject": self._reject,
             "pin": self._pin,
             "accept": self._accept,
             "pre_seed": self._pre_seed,
@@ -256,29 +251,17 @@ class Reconciler:
         if not self._still(action, state):
             return "skipped", CHANGED
         self._wheel("key.delete_dict", {SALT_LISTS[state]: [minion]})
-        terminated = action["reason"] == "terminated"
-        log.info(
-            "phoenix: deleted the %s key of %s (%s)",
-            state,
-            minion,
-            "instance terminated" if terminated else "not the pinned key",
-        )
-        if not terminated:
-            self._mismatch(minion, state, action["fingerprint"], action["pinned"], "deleted")
-        return "done", None
-
-    def _reject(self, action: dict[str, Any]) -> tuple[str, str | None]:
-        minion = action["id"]
-        if not self._still(action, "pending"):
-            return "skipped", CHANGED
-        self._wheel("key.reject_dict", {"minions_pre": [minion]})
+        if action["reason"] == "terminated":
+            log.info("phoenix: deleted the %s key of %s (instance terminated)", state, minion)
+            return "done", None
         log.warning(
-            "phoenix: rejected the pending key of %s: fingerprint %s is not the pinned %s",
+            "phoenix: deleted the %s key of %s: fingerprint %s is not the pinned %s",
+            state,
             minion,
             action["fingerprint"],
             action["pinned"],
         )
-        self._mismatch(minion, "pending", action["fingerprint"], action["pinned"], "rejected")
+        self._mismatch(minion, state, action["fingerprint"], action["pinned"], "deleted")
         return "done", None
 
     def _pin(self, action: dict[str, Any]) -> tuple[str, str | None]:
@@ -301,6 +284,10 @@ class Reconciler:
         minion = action["id"]
         if not self._still(action, "pending"):
             return "skipped", CHANGED
+        if self.manager.fingerprint(minion, "rejected") is not None:
+            # Salt 3008's key store reads an id's rejected key before its pending one, so
+            # accepting "the pending key" would accept the rejected key.
+            return "skipped", "a rejected key of the id appeared meanwhile"
         self._wheel("key.accept_dict", {"minions_pre": [minion]})
         log.info("phoenix: accepted the key of %s (%s)", minion, action["fingerprint"])
         self._seeded(action)

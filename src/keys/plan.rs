@@ -14,22 +14,26 @@
 //! - Terminating or terminated instance: delete each of its keys, in every state (accepted,
 //!   pending, rejected, denied).
 //! - Live instance (launching or running):
-//!   - not pinned yet: a pending key is pinned and accepted ([`KeyAction::Pin`] then
-//!     [`KeyAction::Accept`]); an accepted key that Phoenix has not pinned (accepted by hand, or
-//!     a pin write that failed after the accept) is pinned as it is;
-//!   - pinned: a pending key with the pinned fingerprint is accepted; one with another
-//!     fingerprint is rejected and reported as a mismatch (deleted instead, when the pinned
-//!     key is already accepted here, so a rejected key cannot shadow it); an accepted key with
-//!     another fingerprint is deleted and reported as a mismatch, and the pinned key is
-//!     pre-seeded in its place;
+//!   - not pinned yet (only under [`KeyTrust::FirstKey`]): a pending key is pinned and
+//!     accepted ([`KeyAction::Pin`] then [`KeyAction::Accept`]); an accepted key that Phoenix
+//!     has not pinned (accepted by hand, or a pin write that failed after the accept) is
+//!     pinned as it is, and a pending or rejected key beside it with another fingerprint is
+//!     deleted; with a rejected key and no accepted one here, nothing is pinned from this
+//!     master;
+//!   - pinned: a pending key with the pinned fingerprint is accepted; every accepted, pending
+//!     or rejected key with another fingerprint is deleted and reported as a mismatch, never
+//!     rejected: Salt (3006 to 3008) refuses every key of an id that has a rejected key, so a
+//!     rejected impostor's key would lock the genuine minion out of this master;
+//!   - pinned, and the pinned key neither accepted here nor pending: the pinned public key is
+//!     written as accepted ([`KeyAction::PreSeed`]), so a minion failing over to this master
+//!     is accepted at once, and Salt itself files any other key offered for the id as denied;
+//!   - the pinned key itself rejected here: someone decided against this instance; other keys
+//!     go as above, but nothing is accepted or pre-seeded (`salt-key -d` undoes the
+//!     decision);
 //!   - the registry's pins and this master's keys disagree in ways no rule settles (two
 //!     different pending or accepted keys and no pin, or two registry rows pinning different
 //!     keys): nothing is done and a warning is logged, for an operator to decide;
-//!   - pinned, and no accepted, pending or rejected key here: the pinned public key is written
-//!     as accepted ([`KeyAction::PreSeed`]), so a minion failing over to this master is
-//!     accepted at once;
-//!   - rejected and denied keys are left alone: rejecting is an operator's (or a mismatch's)
-//!     decision, and denied keys are Salt's record of refused keys.
+//!   - denied keys are left alone: they are Salt's record of refused keys.
 //!
 //! Applying a plan and planning again yields no action: the plan is idempotent, and it does not
 //! depend on the order of its inputs. It runs in O(n log n).
@@ -147,9 +151,9 @@ pub enum DeleteReason {
 
 /// One step of the plan.
 ///
-/// Serialized with an `action` tag (`delete`, `reject`, `pin`, `accept`, `pre_seed`) and the
-/// fields flat beside it. Within one id, actions come in the order they must be carried out:
-/// delete, reject, pin, accept, pre-seed. In particular the pin is written before the key is
+/// Serialized with an `action` tag (`delete`, `pin`, `accept`, `pre_seed`) and the fields flat
+/// beside it. Within one id, actions come in the order they must be carried out: delete, pin,
+/// accept, pre-seed. In particular the pin is written before the key is
 /// accepted, so that when the registry refuses the pin (another master pinned another key
 /// first) the caller skips the accept.
 ///
@@ -166,13 +170,6 @@ pub enum KeyAction {
         fingerprint: String,
         #[serde(flatten)]
         reason: DeleteReason,
-    },
-    /// Reject the pending key of `id`: it differs from the pinned key. Fire
-    /// `phoenix/key/mismatch`.
-    Reject {
-        id: String,
-        fingerprint: String,
-        pinned: String,
     },
     /// Record the key of `id` (now in `state`) as its pinned key in the registry, only if the
     /// registry holds no pin yet (a conditional write). The caller reads the public key.
@@ -196,7 +193,6 @@ impl KeyAction {
     pub fn id(&self) -> &str {
         match self {
             Self::Delete { id, .. }
-            | Self::Reject { id, .. }
             | Self::Pin { id, .. }
             | Self::Accept { id, .. }
             | Self::PreSeed { id, .. } => id,
@@ -207,7 +203,6 @@ impl KeyAction {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Delete { .. } => "delete",
-            Self::Reject { .. } => "reject",
             Self::Pin { .. } => "pin",
             Self::Accept { .. } => "accept",
             Self::PreSeed { .. } => "pre_seed",
@@ -218,10 +213,9 @@ impl KeyAction {
     fn rank(&self) -> u8 {
         match self {
             Self::Delete { .. } => 0,
-            Self::Reject { .. } => 1,
-            Self::Pin { .. } => 2,
-            Self::Accept { .. } => 3,
-            Self::PreSeed { .. } => 4,
+            Self::Pin { .. } => 1,
+            Self::Accept { .. } => 2,
+            Self::PreSeed { .. } => 3,
         }
     }
 
@@ -234,11 +228,6 @@ impl KeyAction {
                 reason,
                 ..
             } => (Some(*state), fingerprint, Some(reason), ""),
-            Self::Reject {
-                fingerprint,
-                pinned,
-                ..
-            } => (None, fingerprint, None, pinned),
             Self::Pin {
                 state, fingerprint, ..
             } => (Some(*state), fingerprint, None, ""),
@@ -435,8 +424,13 @@ fn plan_minion(
     // (first acceptance) the key already accepted here, else the one pending key.
     let expected: &str = match pin {
         Some(pinned) => {
-            for key in in_state(LocalKeyState::Accepted) {
-                if key.fingerprint != pinned.fingerprint {
+            // Every other key but a denied one goes: a pending or rejected key that is not
+            // the pin would stand between the genuine minion and this master (Salt refuses
+            // every key of an id with a rejected key, and a pending key stops the pre-seed),
+            // and once the pinned key is accepted here Salt files any other key offered for
+            // the id as denied on its own.
+            for key in keys {
+                if key.state != LocalKeyState::Denied && key.fingerprint != pinned.fingerprint {
                     actions.push(delete(
                         key,
                         DeleteReason::Mismatch {
@@ -444,6 +438,13 @@ fn plan_minion(
                         },
                     ));
                 }
+            }
+            if in_state(LocalKeyState::Rejected).any(|key| key.fingerprint == pinned.fingerprint) {
+                // Someone rejected the pinned key itself here: that is a decision about the
+                // instance, and `salt-key -d` undoes it (the key report shows it). Nothing is
+                // accepted or pre-seeded over it.
+                log::debug!("{}: the pinned key is rejected here", minion.id);
+                return;
             }
             &pinned.fingerprint
         }
@@ -454,6 +455,19 @@ fn plan_minion(
                     state: LocalKeyState::Accepted,
                     fingerprint: key.fingerprint.clone(),
                 });
+                // As under a pin (above): a pending or rejected key beside the accepted one
+                // with another fingerprint is deleted.
+                for other in keys {
+                    if other.state != LocalKeyState::Denied && other.fingerprint != key.fingerprint
+                    {
+                        actions.push(delete(
+                            other,
+                            DeleteReason::Mismatch {
+                                pinned: key.fingerprint.clone(),
+                            },
+                        ));
+                    }
+                }
                 &key.fingerprint
             }
             Single::Several => {
@@ -463,6 +477,10 @@ fn plan_minion(
                 );
                 return;
             }
+            // With a rejected key here, Salt 3008's key store would accept the rejected key
+            // in place of the pending one (it reads an id's key from `minions_rejected`
+            // first), and Salt refuses the id anyway: the rejection is left to whoever made it.
+            Single::Zero if in_state(LocalKeyState::Rejected).next().is_some() => return,
             Single::Zero => match single_fingerprint(in_state(LocalKeyState::Pending)) {
                 Single::One(key) => {
                     actions.push(KeyAction::Pin {
@@ -484,42 +502,24 @@ fn plan_minion(
         },
     };
 
-    // With the right key already accepted here, a wrong pending key is deleted instead of
-    // rejected: in Salt 3006 and 3007 a rejected key is checked before the accepted one and
-    // would lock the genuine minion out of this master.
-    let good_accepted = in_state(LocalKeyState::Accepted).any(|key| key.fingerprint == expected);
+    let mut pending_good = false;
     for key in in_state(LocalKeyState::Pending) {
         if key.fingerprint == expected {
+            pending_good = true;
             actions.push(KeyAction::Accept {
                 id: minion.id.to_owned(),
                 fingerprint: key.fingerprint.clone(),
             });
-        } else if good_accepted {
-            actions.push(delete(
-                key,
-                DeleteReason::Mismatch {
-                    pinned: expected.to_owned(),
-                },
-            ));
-        } else {
-            actions.push(KeyAction::Reject {
-                id: minion.id.to_owned(),
-                fingerprint: key.fingerprint.clone(),
-                pinned: expected.to_owned(),
-            });
         }
     }
 
-    // Pre-seed when nothing here will stand once the plan is carried out: no accepted key with
-    // the pinned fingerprint (others are deleted above), no pending or rejected key. Denied
-    // keys do not count: Salt keeps them only as a record of refused keys.
+    // Pre-seed when the pinned key will not stand here once the plan is carried out: neither
+    // accepted here already nor about to be accepted. Every other key is deleted above, and
+    // denied keys do not count: Salt keeps them only as a record of refused keys.
     if let Some(pinned) = pin {
-        let kept = keys.iter().any(|key| match key.state {
-            LocalKeyState::Accepted => key.fingerprint == expected,
-            LocalKeyState::Pending | LocalKeyState::Rejected => true,
-            LocalKeyState::Denied => false,
-        });
-        if !kept {
+        let good_accepted =
+            in_state(LocalKeyState::Accepted).any(|key| key.fingerprint == expected);
+        if !good_accepted && !pending_good {
             pre_seed(minion.id, pinned, actions);
         }
     }

@@ -1,7 +1,7 @@
 //! Test-only: a tiny model of one master's keys and the registry, to carry a plan out and plan
-//! again. Each action does what the caller does through Salt's wheel key functions and the
-//! registry, in Salt 3006/3007's file layout (one file per id in each of `minions`,
-//! `minions_pre`, `minions_rejected`; denied keys kept apart).
+//! again. Each action does what the caller (`keys.py`) does through Salt's wheel key functions
+//! and the registry, including its checks that a key is still what the plan saw, in either of
+//! Salt's key layouts ([`Layout`]).
 
 use super::{pem_fingerprint, KeyAction, LocalKey, LocalKeyState, PinnedKey, RegistryMinion};
 
@@ -53,15 +53,28 @@ pub fn pem(n: usize) -> String {
     format!("-----BEGIN PUBLIC KEY-----\nMIIBIjAN{n:0>56}\nIDAQAB\n-----END PUBLIC KEY-----\n")
 }
 
+/// How a master's key store treats the files of one id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Salt 3006 and 3007: one file per id in each of `minions`, `minions_pre` and
+    /// `minions_rejected`, each deleted on its own; denied keys kept apart.
+    FilePerState,
+    /// Salt 3008's `localfs_key`: an id has one key, read from `minions_rejected`, then
+    /// `minions_pre`, then `minions`; deleting it in any of those states deletes all three.
+    OneKeyPerId,
+}
+
 /// The registry and this master's keys.
 #[derive(Debug, Clone)]
 pub struct World {
     pub registry: Vec<RegistryMinion>,
     pub local: Vec<LocalKey>,
+    pub layout: Layout,
 }
 
 impl World {
-    /// Carries `actions` out, in order.
+    /// Carries `actions` out, in order. An action whose key is no longer what the plan saw is
+    /// skipped, as the caller skips it.
     pub fn apply(&mut self, actions: &[KeyAction], ring: &KeyRing) {
         for action in actions {
             match action {
@@ -70,15 +83,21 @@ impl World {
                     state,
                     fingerprint,
                     ..
-                } => self.local.retain(|key| {
-                    !(key.id == *id && key.state == *state && key.fingerprint == *fingerprint)
-                }),
-                KeyAction::Reject {
-                    id, fingerprint, ..
                 } => {
-                    self.remove(id, LocalKeyState::Pending, Some(fingerprint));
-                    self.remove(id, LocalKeyState::Rejected, None);
-                    self.add(id, LocalKeyState::Rejected, fingerprint);
+                    if !self.has(id, *state, Some(fingerprint)) {
+                        continue;
+                    }
+                    if self.layout == Layout::OneKeyPerId && *state != LocalKeyState::Denied {
+                        for state in [
+                            LocalKeyState::Accepted,
+                            LocalKeyState::Pending,
+                            LocalKeyState::Rejected,
+                        ] {
+                            self.remove(id, state, None);
+                        }
+                    } else {
+                        self.remove(id, *state, Some(fingerprint));
+                    }
                 }
                 KeyAction::Pin {
                     id, fingerprint, ..
@@ -94,17 +113,34 @@ impl World {
                     }
                 }
                 KeyAction::Accept { id, fingerprint } => {
+                    // The caller never asks Salt to accept beside a rejected key: Salt 3008
+                    // would accept the rejected one.
+                    if !self.has(id, LocalKeyState::Pending, Some(fingerprint))
+                        || self.has(id, LocalKeyState::Rejected, None)
+                    {
+                        continue;
+                    }
                     self.remove(id, LocalKeyState::Pending, Some(fingerprint));
                     self.remove(id, LocalKeyState::Accepted, None);
                     self.add(id, LocalKeyState::Accepted, fingerprint);
                 }
                 KeyAction::PreSeed { id, public_key, .. } => {
-                    self.remove(id, LocalKeyState::Accepted, None);
-                    let fingerprint = pem_fingerprint(public_key).unwrap();
-                    self.add(id, LocalKeyState::Accepted, &fingerprint);
+                    // Never over an accepted key (the store's hard link refuses).
+                    if !self.has(id, LocalKeyState::Accepted, None) {
+                        let fingerprint = pem_fingerprint(public_key).unwrap();
+                        self.add(id, LocalKeyState::Accepted, &fingerprint);
+                    }
                 }
             }
         }
+    }
+
+    fn has(&self, id: &str, state: LocalKeyState, fingerprint: Option<&String>) -> bool {
+        self.local.iter().any(|key| {
+            key.id == id
+                && key.state == state
+                && fingerprint.is_none_or(|finger| key.fingerprint == *finger)
+        })
     }
 
     fn remove(&mut self, id: &str, state: LocalKeyState, fingerprint: Option<&String>) {

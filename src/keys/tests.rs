@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::simulate::{KeyRing, World};
+use super::simulate::{KeyRing, Layout, World};
 use super::*;
 
 use LocalKeyState::{Accepted, Denied, Pending, Rejected};
@@ -58,6 +58,7 @@ fn assert_settles(registry: &[RegistryMinion], local: &[LocalKey], policy: &KeyP
     let mut world = World {
         registry: registry.to_vec(),
         local: local.to_vec(),
+        layout: Layout::FilePerState,
     };
     world.apply(&plan_key_actions(registry, local, policy), &ring);
     assert_eq!(
@@ -224,19 +225,62 @@ fn pending_key_with_the_pinned_fingerprint_is_accepted() {
 }
 
 #[test]
-fn pending_key_with_another_fingerprint_is_rejected_as_a_mismatch() {
+fn pending_key_with_another_fingerprint_is_deleted_and_the_pinned_key_pre_seeded() {
     let r = ring();
     let registry = [minion(A, Running, Some(r.pinned(0)))];
     let local = [key(A, Pending, &r.finger(1))];
+    let expected = vec![
+        delete(A, Pending, &r.finger(1), mismatch(&r.finger(0))),
+        pre_seed(A, &r, 0),
+    ];
+    assert_eq!(plan(&registry, &local), expected);
     assert_eq!(
-        plan(&registry, &local),
-        vec![KeyAction::Reject {
-            id: A.into(),
-            fingerprint: r.finger(1),
-            pinned: r.finger(0),
-        }]
+        plan_key_actions(&registry, &local, &KeyPolicy::default()),
+        expected
     );
     assert_settles(&registry, &local, &first_key());
+}
+
+#[test]
+fn a_squatters_key_offered_before_the_pin_does_not_lock_the_genuine_minion_out() {
+    // Another process offers a key for a new instance's id before the instance's claim pins
+    // its own key: the key waits, unpinned. Once the pin lands, the squatter's key goes and
+    // the genuine key is accepted here, on either of Salt's key layouts, without a rejected
+    // key that would make Salt refuse the genuine minion.
+    let r = ring();
+    let attested = KeyPolicy::default();
+    let squatter = [key(A, Pending, &r.finger(2))];
+    assert_eq!(
+        plan_key_actions(&[minion(A, Launching, None)], &squatter, &attested),
+        vec![]
+    );
+    let registry = [minion(A, Launching, Some(r.pinned(0)))];
+    for layout in [Layout::FilePerState, Layout::OneKeyPerId] {
+        let mut world = World {
+            registry: registry.to_vec(),
+            local: squatter.to_vec(),
+            layout,
+        };
+        world.apply(&plan_key_actions(&registry, &squatter, &attested), &r);
+        assert_eq!(
+            world.local,
+            vec![key(A, Accepted, &r.finger(0))],
+            "{layout:?}"
+        );
+        assert_eq!(
+            plan_key_actions(&world.registry, &world.local, &attested),
+            vec![]
+        );
+    }
+    // A squatter's key an operator (or an older Phoenix) rejected goes the same way.
+    let rejected = [key(A, Rejected, &r.finger(2))];
+    assert_eq!(
+        plan_key_actions(&registry, &rejected, &attested),
+        vec![
+            delete(A, Rejected, &r.finger(2), mismatch(&r.finger(0))),
+            pre_seed(A, &r, 0),
+        ]
+    );
 }
 
 #[test]
@@ -350,23 +394,82 @@ fn terminated_and_terminating_instances_lose_every_key() {
 }
 
 #[test]
-fn rejected_and_denied_keys_of_live_instances_are_left_alone() {
+fn denied_keys_of_live_instances_are_left_alone() {
     let r = ring();
     for pinned in [None, Some(r.pinned(0))] {
         let registry = [minion(A, Running, pinned)];
-        for state in [Rejected, Denied] {
-            for n in 0..2 {
-                let local = [key(A, Accepted, &r.finger(0)), key(A, state, &r.finger(n))];
-                let actions = plan(&registry, &local);
-                assert!(
-                    actions
-                        .iter()
-                        .all(|action| matches!(action, KeyAction::Pin { .. })),
-                    "{actions:?}"
-                );
-            }
+        for n in 0..2 {
+            let local = [key(A, Accepted, &r.finger(0)), key(A, Denied, &r.finger(n))];
+            let actions = plan(&registry, &local);
+            assert!(
+                actions
+                    .iter()
+                    .all(|action| matches!(action, KeyAction::Pin { .. })),
+                "{actions:?}"
+            );
         }
     }
+}
+
+#[test]
+fn a_rejected_key_that_is_not_the_pin_is_deleted() {
+    // Salt refuses every key of an id with a rejected key, the pinned one included.
+    let r = ring();
+    let registry = [minion(A, Running, Some(r.pinned(0)))];
+    let local = [
+        key(A, Accepted, &r.finger(0)),
+        key(A, Rejected, &r.finger(1)),
+    ];
+    assert_eq!(
+        plan(&registry, &local),
+        vec![delete(A, Rejected, &r.finger(1), mismatch(&r.finger(0)))]
+    );
+    assert_settles(&registry, &local, &first_key());
+}
+
+#[test]
+fn a_rejected_pinned_key_leaves_the_minion_to_whoever_rejected_it() {
+    let r = ring();
+    let registry = [minion(A, Running, Some(r.pinned(0)))];
+    let local = [
+        key(A, Rejected, &r.finger(0)),
+        key(A, Pending, &r.finger(0)),
+        key(A, Accepted, &r.finger(1)),
+    ];
+    // The key that is not the pin goes; the pinned one is neither accepted nor pre-seeded.
+    assert_eq!(
+        plan(&registry, &local),
+        vec![delete(A, Accepted, &r.finger(1), mismatch(&r.finger(0)))]
+    );
+    assert_settles(&registry, &local, &first_key());
+}
+
+#[test]
+fn without_a_pin_a_rejected_key_stops_the_first_key_from_being_pinned() {
+    // Salt 3008 would accept the rejected key in place of the pending one.
+    let r = ring();
+    let registry = [minion(A, Running, None)];
+    for n in 0..2 {
+        let local = [
+            key(A, Pending, &r.finger(0)),
+            key(A, Rejected, &r.finger(n)),
+        ];
+        assert_eq!(plan(&registry, &local), vec![]);
+    }
+    // An accepted key is pinned as it is (nothing is asked of Salt's accept), and a rejected
+    // key beside it goes as it would under the pin.
+    let local = [
+        key(A, Accepted, &r.finger(0)),
+        key(A, Rejected, &r.finger(1)),
+    ];
+    assert_eq!(
+        plan(&registry, &local),
+        vec![
+            delete(A, Rejected, &r.finger(1), mismatch(&r.finger(0))),
+            pin(A, Accepted, &r.finger(0)),
+        ]
+    );
+    assert_settles(&registry, &local, &first_key());
 }
 
 #[test]
@@ -379,7 +482,7 @@ fn pinned_live_minion_without_a_key_here_is_pre_seeded() {
         // Denied keys are only Salt's record of refusals: they do not stop the pre-seed.
         let denied = [key(A, Denied, &r.finger(1))];
         assert_eq!(plan(&registry, &denied), vec![pre_seed(A, &r, 3)]);
-        // A rejected key is an operator's decision: no pre-seed over it.
+        // The pinned key rejected here is someone's decision: no pre-seed over it.
         let rejected = [key(A, Rejected, &r.finger(3))];
         assert_eq!(plan(&registry, &rejected), vec![]);
     }
@@ -512,11 +615,6 @@ fn actions_serialize_with_an_action_tag_and_flat_fields() {
     let actions = [
         delete(A, Accepted, "f1", mismatch("p")),
         delete(A, Denied, "f2", DeleteReason::Terminated),
-        KeyAction::Reject {
-            id: A.into(),
-            fingerprint: "f1".into(),
-            pinned: "p".into(),
-        },
         pin(A, Pending, "f1"),
         accept(A, "f1"),
         KeyAction::PreSeed {
@@ -532,7 +630,6 @@ fn actions_serialize_with_an_action_tag_and_flat_fields() {
              "reason": "mismatch", "pinned": "p"},
             {"action": "delete", "id": A, "state": "denied", "fingerprint": "f2",
              "reason": "terminated"},
-            {"action": "reject", "id": A, "fingerprint": "f1", "pinned": "p"},
             {"action": "pin", "id": A, "state": "pending", "fingerprint": "f1"},
             {"action": "accept", "id": A, "fingerprint": "f1"},
             {"action": "pre_seed", "id": A, "fingerprint": "p", "public_key": "PEM"},

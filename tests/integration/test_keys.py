@@ -187,14 +187,14 @@ def _engine_beside(stack: Stack) -> _core.Engine:
     )
 
 
-def test_the_runner_rejects_a_pending_key_that_is_not_the_pinned_one(
+def test_the_runner_refuses_a_pending_key_that_is_not_the_pinned_one(
     aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
 ) -> None:
     """A key waiting as pending (e.g. an impostor's, on a master the genuine minion never
-    reached) that is not the pinned one: ``key_runner.accept`` rejects it and says why; the
-    genuine key is accepted. The master runs neither the engine nor the reactor, so that
-    nothing but the runner acts on its keys (an engine's reconcile would reject the
-    impostor's key and pre-seed the pinned one by itself, racing with the runner)."""
+    reached) that is not the pinned one: ``key_runner.accept`` fails and says why, the
+    pending key is deleted (not rejected: Salt would then refuse the genuine key too), and
+    the pinned key is accepted in its place. The master runs neither the engine nor the
+    reactor, so that nothing but the runner acts on its keys."""
     cluster = make_cluster(
         stack.phoenix_block(**PHOENIX),
         masters=1,
@@ -217,32 +217,32 @@ def test_the_runner_rejects_a_pending_key_that_is_not_the_pinned_one(
 
     pending = master.pki_dir / "minions_pre"
     pending.mkdir(parents=True, exist_ok=True)
-    (pending / minion.minion_id).write_text(fleet.spare_public_key())
+    impostor = fleet.spare_public_key()
+    (pending / minion.minion_id).write_text(impostor)
     code, printed = _run(master, "key_runner.accept", minion.minion_id)
     assert code != 0
-    assert "not the key pinned" in printed["error"] or "rejected" in printed["error"]
-    # Rejected; nothing accepted or pending.
-    assert master.key_states(minion.minion_id) == ["minions_rejected"]
+    assert (
+        f"its pending key {_core.pem_fingerprint(impostor)} is not the pinned key"
+        in (printed["error"])
+    )
+    assert "the pinned key is accepted here instead" in printed["error"]
+    # The impostor's key is gone, the pinned key accepted; nothing rejected.
+    assert master.key_states(minion.minion_id) == ["minions"]
+    accepted = (master.pki_dir / "minions" / minion.minion_id).read_text()
+    assert _core.pem_fingerprint(accepted) == pinned
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open bug: a squatter's pending key that differs from the pin is rejected, and "
-    "Salt (3006 to 3008) refuses every key of an id with a rejected key, so the genuine "
-    "minion is locked out of this master (see the test's docstring)",
-)
-def test_a_squatter_pending_before_the_pin_does_not_lock_the_genuine_minion_out(
-    aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster]
+@pytest.mark.parametrize("squatted_as", ["minions_pre", "minions_rejected"])
+def test_a_key_offered_before_the_pin_does_not_lock_the_genuine_minion_out(
+    aws: Emulator, stack: Stack, make_cluster: Callable[..., Cluster], squatted_as: str
 ) -> None:
     """Someone offers a key for a new instance's id on a master before the instance's own
-    identity claim pins its key (a pending key, which Phoenix never accepts without a pin).
-    Then the instance boots: its claim pins its key, and it must be accepted on this master
-    like on any other. Today the reconcile rejects the squatter's pending key (it is not the
-    pinned one) and, with a rejected key present, does not pre-seed the pinned key; Salt's
-    auth refuses any key of an id that has a rejected key ("Key is present in rejection key
-    dir", salt/master.py), so the genuine minion never gets in. (On Salt 3008 the key store
-    also reads a rejected key before a pending or accepted one, salt/cache/localfs_key.py
-    ``fetch``: ``key.accept_dict({"minions_pre": [id]})`` then accepts the rejected key.)"""
+    identity claim pins its key: a pending key, which Phoenix never accepts without a pin
+    (or a rejected one, as an older Phoenix left it). Then the instance boots: its claim pins
+    its key, and it is accepted on this master like on any other. The squatter's key must be
+    deleted, not rejected: Salt (3006 to 3008) refuses every key of an id that has a
+    rejected key ("Key is present in rejection key dir", salt/master.py), and Salt 3008's
+    key store reads a rejected key before a pending or accepted one."""
     cluster = make_cluster(
         stack.phoenix_block(**PHOENIX),
         masters=1,
@@ -253,16 +253,24 @@ def test_a_squatter_pending_before_the_pin_does_not_lock_the_genuine_minion_out(
     )
     master, minion = cluster.masters[0], cluster.minions[0]
     fleet.register(aws, stack, minion.minion_id)
-    squatted = master.pki_dir / "minions_pre"
+    squatted = master.pki_dir / squatted_as
     squatted.mkdir(parents=True, exist_ok=True)
-    (squatted / minion.minion_id).write_text(fleet.spare_public_key())
-    minion.start()  # its first boot: the claim, then salt-minion
-    wait_for(
-        lambda: _answers(master, minion.minion_id),
-        60,
-        "the genuine minion to be accepted despite the squatter",
-    )
+    squatter = fleet.spare_public_key()
+    (squatted / minion.minion_id).write_text(squatter)
+    with BusListener(master) as bus:
+        minion.start()  # its first boot: the claim, then salt-minion
+        wait_for(
+            lambda: _answers(master, minion.minion_id),
+            60,
+            "the genuine minion to be accepted despite the squatter",
+        )
+        mismatches = [data for tag, data in bus.drain() if tag == "phoenix/key/mismatch"]
     assert _pinned(stack, minion.minion_id) == _core.pem_fingerprint(minion.public_key())
+    assert master.key_states(minion.minion_id) in (["minions"], ["minions", "minions_denied"])
+    assert any(
+        m["fingerprint"] == _core.pem_fingerprint(squatter) and m["action"] == "deleted"
+        for m in mismatches
+    ), mismatches
 
 
 def test_pinned_keys_follow_a_failover_and_termination_removes_them_everywhere(
