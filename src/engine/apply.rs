@@ -76,7 +76,7 @@ pub(super) enum Checked {
         reason: &'static str,
         detail: String,
     },
-    /// Can never apply: left for the dead-letter queue.
+    /// Can never apply: moved to the dead-letter queue.
     Reject {
         reason: &'static str,
         error: String,
@@ -229,11 +229,10 @@ fn ignored(message: &QueueMessage, reason: &str, detail: &str) -> MessageOutcome
 }
 
 /// A message that can never apply, for `reason`: said in the log and in a
-/// `phoenix/message/rejected` event, and left for the dead-letter queue.
+/// `phoenix/message/rejected` event; the poll moves it to the dead-letter queue.
 fn rejected(message: &QueueMessage, reason: &str, error: &str) -> MessageOutcome {
     log::error!(
-        "message {} rejected (received {} times; the queue's redrive policy moves it to the \
-         dead-letter queue): {error}",
+        "message {} rejected (received {} times; it goes to the dead-letter queue): {error}",
         message.message_id,
         message.receive_count
     );

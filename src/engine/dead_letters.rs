@@ -1,5 +1,6 @@
-//! The events queue's dead-letter queue, for an operator (`phoenix dlq`): what is in it and
-//! why, and moving messages back to the events queue through the engine's own checks.
+//! The events queue's dead-letter queue: the engine moves the messages it rejects there at
+//! once ([`move_rejected`]); for an operator (`phoenix dlq`), what is in it and why, and
+//! moving messages back to the events queue through the engine's own checks.
 //!
 //! The dead-letter queue is found from the events queue's redrive policy, so nothing more
 //! needs configuring. Each message is judged as the engine judges it before any AWS call
@@ -252,6 +253,83 @@ fn dead_letter(config: &PhoenixConfig, message: QueueMessage) -> DeadLetter {
         receive_count: message.receive_count,
         body: message.body,
     }
+}
+
+/// What moving rejected messages to the dead-letter queue did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct Moved {
+    /// In the dead-letter queue and gone from the events queue.
+    pub moved: usize,
+    /// SQS calls made.
+    pub sqs_calls: usize,
+}
+
+/// Moves messages the engine rejected (they can never apply) to the dead-letter queue at
+/// once: sent there, then deleted from the events queue.
+///
+/// Left to the events queue's redrive policy, a rejected message would come back for hours
+/// (`maxReceiveCount` is sized so that a 6-hour outage dead-letters nothing) before anyone
+/// heard of it. Sent by the engine, it is counted in the dead-letter queue's
+/// `NumberOfMessagesSent`, which the data stack's `events-rejected` alarm watches: SQS counts
+/// there only what is sent to a queue, not what a redrive policy moves into it, so that alarm
+/// means "rejected" and the `events-dead-lettered` one means "in the dead-letter queue".
+///
+/// Nothing is lost on a failure: a message that could not be sent stays in the events queue
+/// (its next receive rejects it again, and in the end the redrive policy moves it); one sent
+/// but not deleted comes back and is sent again (one copy more in the dead-letter queue).
+pub(super) async fn move_rejected(
+    clients: &AwsClients,
+    events_queue_url: &str,
+    messages: &[&QueueMessage],
+) -> Moved {
+    let mut report = Moved {
+        sqs_calls: 2,
+        ..Moved::default()
+    };
+    let dead_letter_queue = match dead_letter_queue_url(clients, events_queue_url).await {
+        Ok(url) => url,
+        Err(error) => {
+            log::warn!(
+                "{} rejected message(s) stay in the events queue, for its redrive policy: the \
+                 dead-letter queue is not known ({error})",
+                messages.len()
+            );
+            return report;
+        }
+    };
+    let mut sent = Vec::with_capacity(messages.len());
+    for message in messages {
+        report.sqs_calls += 1;
+        match sqs::send(clients, &dead_letter_queue, &message.body).await {
+            Ok(_) => sent.push(*message),
+            Err(error) => log::warn!(
+                "rejected message {} stays in the events queue: sending it to the dead-letter \
+                 queue failed ({error})",
+                message.message_id
+            ),
+        }
+    }
+    if sent.is_empty() {
+        return report;
+    }
+    report.sqs_calls += sent.len().div_ceil(BATCH);
+    match queue::delete(clients, events_queue_url, &sent).await {
+        Ok(deleted) => {
+            for (message_id, why) in &deleted.failed {
+                log::warn!(
+                    "rejected message {message_id} is in the dead-letter queue but was not \
+                     deleted from the events queue ({why}): it comes back and is moved again"
+                );
+            }
+            report.moved = deleted.done.len();
+        }
+        Err(error) => log::warn!(
+            "{} rejected message(s) are in the dead-letter queue but were not deleted from the \
+             events queue ({error}): they come back and are moved again",
+            sent.len()
+        ),
+    }
+    report
 }
 
 /// Receives until the queue gives nothing new or `max` messages are read; each stays hidden

@@ -3,8 +3,8 @@
 //!
 //! Invariant 2 of docs/architecture.md (durable before deleted) shapes [`poll_once`]: a
 //! message is deleted only once its effect is durable; a failure leaves it in the queue for
-//! redelivery; a message that can never apply is left for the dead-letter queue (the queue's
-//! redrive policy), never deleting it and never stopping the engine.
+//! redelivery; a message that can never apply is moved to the dead-letter queue (sent there
+//! before it is deleted here), never dropped and never stopping the engine.
 
 mod apply;
 mod claims;
@@ -53,8 +53,11 @@ pub struct PollReport {
     /// Of those, hidden for their retry delay (`phoenix.retry`); the others come back after
     /// the queue's visibility timeout.
     pub postponed: usize,
-    /// Can never apply: left for the dead-letter queue.
+    /// Can never apply.
     pub rejected: usize,
+    /// Of those, moved to the dead-letter queue at once; the others stay in the events queue
+    /// for the next receive (and in the end its redrive policy).
+    pub dead_lettered: usize,
     /// SQS calls made (receives, deletes and visibility changes).
     pub sqs_calls: usize,
     pub events: Vec<BusEvent>,
@@ -104,6 +107,7 @@ pub async fn poll_once(
     let outcomes = apply_batch(clients, config, &messages).await;
     let mut done = Vec::new();
     let mut again = Vec::new();
+    let mut refused = Vec::new();
     for (message, outcome) in messages.iter().zip(outcomes) {
         match outcome {
             MessageOutcome::Done(events) => {
@@ -121,8 +125,14 @@ pub async fn poll_once(
             MessageOutcome::Rejected(event) => {
                 report.rejected += 1;
                 report.events.push(event);
+                refused.push(message);
             }
         }
+    }
+    if !refused.is_empty() {
+        let moved = dead_letters::move_rejected(clients, queue_url, &refused).await;
+        report.dead_lettered = moved.moved;
+        report.sqs_calls += moved.sqs_calls;
     }
     if !done.is_empty() {
         report.sqs_calls += done.len().div_ceil(BATCH);

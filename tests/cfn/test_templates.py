@@ -60,6 +60,7 @@ DATA_OUTPUTS = {
     "ClaimQueueUrl",
     "ClaimQueueArn",
     "DeadLetterQueueUrl",
+    "DeadLetterQueueArn",
     "TopicArn",
     "AlarmTopicArn",
     "KmsKeyArn",
@@ -84,6 +85,7 @@ MASTER_ACTIONS = {
     "sqs:ChangeMessageVisibility",
     "sqs:DeleteMessage",
     "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
     "sqs:ReceiveMessage",
     "sqs:SendMessage",
     "secretsmanager:DescribeSecret",
@@ -350,6 +352,7 @@ def test_master_role_has_exactly_the_engine_permissions(compute: dict[str, Any])
     by_sid = {statement["Sid"]: statement for statement in granted}
     assert by_sid["ConsumeLifecycleEvents"]["Resource"] == {"Ref": "QueueArn"}
     assert by_sid["JudgeIdentityClaims"]["Resource"] == {"Ref": "ClaimQueueArn"}
+    assert by_sid["DeadLetterRejectedEvents"]["Resource"] == {"Ref": "DeadLetterQueueArn"}
     assert by_sid["SharedMasterKey"]["Resource"] == {"Ref": "MasterKeySecretArn"}
     assert by_sid["ClusterKeyThroughServices"]["Resource"] == {"Ref": "KmsKeyArn"}
     assert "kms:ViaService" in by_sid["ClusterKeyThroughServices"]["Condition"]["StringEquals"]
@@ -793,10 +796,11 @@ def test_events_queue_topic_and_secret(data: dict[str, Any]) -> None:
 def test_alarms_watch_the_stacks_queues_and_publish_only_to_the_alarm_topic(
     data: dict[str, Any],
 ) -> None:
-    """What reaches a person: dead letters, an event stuck in the queue, a claim nobody
-    judges. Each alarm watches the stack's own queue and notifies the alarm topic, which only
-    this cluster's alarms may publish to (through the cluster's key). moto's CloudFormation
-    does not create alarms, so they are checked here, in the template."""
+    """What reaches a person: dead letters, a rejected event, an event stuck in the queue, a
+    claim nobody judges. Each alarm watches the stack's own queue and notifies the alarm
+    topic, which only this cluster's alarms may publish to (through the cluster's key).
+    moto's CloudFormation does not create alarms, so they are checked here, in the
+    template."""
     alarms = {
         name: alarm["Properties"]
         for name, alarm in resources_of(data, "AWS::CloudWatch::Alarm").items()
@@ -816,6 +820,16 @@ def test_alarms_watch_the_stacks_queues_and_publish_only_to_the_alarm_topic(
             ],
             0,
         ),
+        "RejectedEventsAlarm": (
+            "NumberOfMessagesSent",
+            [
+                {
+                    "Name": "QueueName",
+                    "Value": {"Fn::GetAtt": ["EventsDeadLetterQueue", "QueueName"]},
+                }
+            ],
+            0,
+        ),
         "OldestEventAlarm": (
             "ApproximateAgeOfOldestMessage",
             [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["EventsQueue", "QueueName"]}}],
@@ -827,6 +841,8 @@ def test_alarms_watch_the_stacks_queues_and_publish_only_to_the_alarm_topic(
             1200,
         ),
     }
+    # Rejections are counted as they are sent, not as they sit in the queue.
+    assert alarms["RejectedEventsAlarm"]["Statistic"] == "Sum"
     # A claim may wait for its launch for the whole enrolment window, never longer.
     enrolment_window = 900
     assert alarms["OldestClaimAlarm"]["Threshold"] > enrolment_window

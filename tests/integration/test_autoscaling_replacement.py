@@ -285,6 +285,12 @@ def test_a_forged_termination_of_a_live_master_is_refused_and_it_stays_live(
             "an engine to refuse the forged termination",
         )
         assert "AutoScaling lists it InService" in "".join(m.log_text() for m in first.values())
+        # Moved to the dead-letter queue at once (what the events-rejected alarm counts).
+        demo.wait(
+            lambda: demo.stack.queue_depth(demo.emulator, dead_letters=True) == 1,
+            30,
+            "the forged termination to be moved to the dead-letter queue",
+        )
         # Nothing moved: the row, the live list, AutoScaling's group.
         assert _row(demo, target_id)["state"]["S"] == "running"
         assert target in demo.live_masters()

@@ -1,7 +1,8 @@
-"""``phoenix dlq`` against the emulator: the dead-letter queue of the data stack's events
-queue, listed with the engine's verdict on each message, and redriven through the engine's
-own checks: what the engine would apply goes back and is applied, what it would reject again
-stays, with its reason."""
+"""The dead-letter queue of the data stack's events queue, against the emulator: the engine
+moves a message it rejects there at once (and loses nothing when it cannot), and ``phoenix
+dlq`` lists it with the engine's verdict on each message and redrives it through the
+engine's own checks: what the engine would apply goes back and is applied, what it would
+reject again stays, with its reason."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from phoenix_salt import _core
 from phoenix_salt.lab import messages
 from phoenix_salt.lab.cluster import minion_instance_id
 from phoenix_salt.lab.emulator import Emulator
+from phoenix_salt.lab.faults import SERVER_ERROR, Fault
+from phoenix_salt.lab.latency_proxy import LatencyProxy
+from phoenix_salt.lab.processes import wait_for
 from phoenix_salt.lab.stack import Stack, client, provision
 
 pytestmark = pytest.mark.integration
@@ -93,3 +97,55 @@ def test_a_redrive_sends_back_what_applies_and_keeps_the_poison_with_its_reason(
     # The poison stays, with its reason.
     code, after = _phoenix(conf, "list")
     assert [(m["message_id"], m["verdict"]) for m in after["messages"]] == [(poison_id, "refused")]
+
+
+def test_a_message_the_engine_rejects_is_moved_to_the_dead_letter_queue_at_once(
+    aws: Emulator, stack: Stack, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message that can never apply goes to the dead-letter queue at its first receive
+    (that send is what the events-rejected alarm counts), not after the redrive policy's
+    15 receives. When the send fails (SQS answers InternalFailure to SendMessage, through
+    the lab's fault injector), the message stays in the events queue, and the next receive
+    moves it."""
+    proxy = LatencyProxy([aws.port], 0, workdir)
+    proxy.start()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", proxy.url(aws.port))
+        block = stack.phoenix_block(aws={"max_attempts": 1})
+        engine = _core.Engine(_core.Config.from_json(json.dumps(block)))
+        sqs = client(aws, "sqs")
+
+        proxy.fault(Fault("sqs", SERVER_ERROR["sqs"], operations=frozenset({"SendMessage"})))
+        sqs.send_message(QueueUrl=stack.queue_url, MessageBody=POISON)
+        report = engine.poll(wait_seconds=5)
+        assert (report["received"], report["rejected"], report["dead_lettered"]) == (1, 1, 0)
+        assert [event["tag"] for event in report["events"]] == ["phoenix/message/rejected"]
+        # Not sent, so not deleted: still in the events queue, nothing in the dead letters.
+        assert stack.queue_depth(aws) == 1
+        assert stack.queue_depth(aws, dead_letters=True) == 0
+
+        proxy.clear()
+        # It comes back after the queue's visibility timeout and is moved this time.
+        wait_for(
+            lambda: engine.poll(wait_seconds=5)["dead_lettered"] == 1,
+            120,
+            "the rejected message to come back and be moved to the dead-letter queue",
+        )
+        assert stack.queue_depth(aws) == 0
+        assert stack.queue_depth(aws, dead_letters=True) == 1
+        (moved,) = sqs.receive_message(QueueUrl=stack.dead_letter_queue_url, WaitTimeSeconds=1)[
+            "Messages"
+        ]
+        assert moved["Body"] == POISON
+
+        # A message that applies is not moved.
+        launch = messages.asg_notification(
+            messages.LAUNCH, minion_instance_id(6), "phoenix-test-minions", messages.aws_time()
+        )
+        sqs.send_message(
+            QueueUrl=stack.queue_url, MessageBody=json.dumps(messages.sns_envelope(launch))
+        )
+        report = engine.poll(wait_seconds=5)
+        assert (report["deleted"], report["rejected"], report["dead_lettered"]) == (1, 0, 0)
+    finally:
+        proxy.stop()
