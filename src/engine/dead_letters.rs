@@ -282,6 +282,8 @@ pub(super) async fn move_rejected(
     events_queue_url: &str,
     messages: &[&QueueMessage],
 ) -> Moved {
+    // Rejections are rare, so the dead-letter queue is looked up each time rather than kept:
+    // two calls (GetQueueAttributes for the redrive policy, then GetQueueUrl).
     let mut report = Moved {
         sqs_calls: 2,
         ..Moved::default()

@@ -429,16 +429,7 @@ fn plan_minion(
             // every key of an id with a rejected key, and a pending key stops the pre-seed),
             // and once the pinned key is accepted here Salt files any other key offered for
             // the id as denied on its own.
-            for key in keys {
-                if key.state != LocalKeyState::Denied && key.fingerprint != pinned.fingerprint {
-                    actions.push(delete(
-                        key,
-                        DeleteReason::Mismatch {
-                            pinned: pinned.fingerprint.clone(),
-                        },
-                    ));
-                }
-            }
+            delete_all_but(keys, &pinned.fingerprint, actions);
             if in_state(LocalKeyState::Rejected).any(|key| key.fingerprint == pinned.fingerprint) {
                 // Someone rejected the pinned key itself here: that is a decision about the
                 // instance, and `salt-key -d` undoes it (the key report shows it). Nothing is
@@ -457,17 +448,7 @@ fn plan_minion(
                 });
                 // As under a pin (above): a pending or rejected key beside the accepted one
                 // with another fingerprint is deleted.
-                for other in keys {
-                    if other.state != LocalKeyState::Denied && other.fingerprint != key.fingerprint
-                    {
-                        actions.push(delete(
-                            other,
-                            DeleteReason::Mismatch {
-                                pinned: key.fingerprint.clone(),
-                            },
-                        ));
-                    }
-                }
+                delete_all_but(keys, &key.fingerprint, actions);
                 &key.fingerprint
             }
             Single::Several => {
@@ -540,6 +521,21 @@ fn pre_seed(id: &str, pinned: &PinnedKey, actions: &mut Vec<KeyAction>) {
             quote(&pinned.fingerprint)
         ),
         Err(err) => log::warn!("not pre-seeding {id}: the registry's public key: {err}"),
+    }
+}
+
+/// Deletes, as a mismatch with `kept`, each of the id's accepted, pending and rejected keys
+/// with another fingerprint. Denied keys stay: they are only Salt's record of refusals.
+fn delete_all_but(keys: &[&LocalKey], kept: &str, actions: &mut Vec<KeyAction>) {
+    for key in keys {
+        if key.state != LocalKeyState::Denied && key.fingerprint != kept {
+            actions.push(delete(
+                key,
+                DeleteReason::Mismatch {
+                    pinned: kept.to_owned(),
+                },
+            ));
+        }
     }
 }
 

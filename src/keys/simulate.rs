@@ -136,19 +136,11 @@ impl World {
     }
 
     fn has(&self, id: &str, state: LocalKeyState, fingerprint: Option<&String>) -> bool {
-        self.local.iter().any(|key| {
-            key.id == id
-                && key.state == state
-                && fingerprint.is_none_or(|finger| key.fingerprint == *finger)
-        })
+        self.local.iter().any(|key| is(key, id, state, fingerprint))
     }
 
     fn remove(&mut self, id: &str, state: LocalKeyState, fingerprint: Option<&String>) {
-        self.local.retain(|key| {
-            !(key.id == id
-                && key.state == state
-                && fingerprint.is_none_or(|finger| key.fingerprint == *finger))
-        });
+        self.local.retain(|key| !is(key, id, state, fingerprint));
     }
 
     fn add(&mut self, id: &str, state: LocalKeyState, fingerprint: &str) {
@@ -158,4 +150,11 @@ impl World {
             fingerprint: fingerprint.to_owned(),
         });
     }
+}
+
+/// Whether `key` is `id`'s key in `state` (with `fingerprint`, when given).
+fn is(key: &LocalKey, id: &str, state: LocalKeyState, fingerprint: Option<&String>) -> bool {
+    key.id == id
+        && key.state == state
+        && fingerprint.is_none_or(|finger| key.fingerprint == *finger)
 }
