@@ -399,6 +399,41 @@ def test_group_names_agree_between_data_and_compute(
         assert compute["Resources"][group]["Properties"]["AutoScalingGroupName"] == expected
 
 
+def test_only_the_minions_group_scales_and_only_when_asked(compute: dict[str, Any]) -> None:
+    parameters = compute["Parameters"]
+    assert parameters["MinionScalingMetric"]["Default"] == ""
+    assert "" in parameters["MinionScalingMetric"]["AllowedValues"]
+    assert compute["Conditions"]["HasMinionScaling"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "MinionScalingMetric"}, ""]}]
+    }
+    scaling = {
+        name: resource
+        for name, resource in compute["Resources"].items()
+        if resource["Type"].startswith("AWS::AutoScaling::")
+        and resource["Type"] not in ("AWS::AutoScaling::AutoScalingGroup",)
+    }
+    # One policy, target tracking, on the minions' group, only when a metric is named.
+    assert list(scaling) == ["MinionsScalingPolicy"]
+    policy = scaling["MinionsScalingPolicy"]
+    assert policy["Condition"] == "HasMinionScaling"
+    properties = policy["Properties"]
+    assert properties["AutoScalingGroupName"] == {"Ref": "MinionsGroup"}
+    assert properties["PolicyType"] == "TargetTrackingScaling"
+    tracking = properties["TargetTrackingConfiguration"]
+    assert tracking["PredefinedMetricSpecification"] == {
+        "PredefinedMetricType": {"Ref": "MinionScalingMetric"}
+    }
+    assert tracking["TargetValue"] == {"Ref": "MinionScalingTarget"}
+    # With a policy, a stack update must not reset the capacity the policy chose; the
+    # masters' group keeps its fixed count whatever.
+    groups = compute["Resources"]
+    assert groups["MinionsGroup"]["Properties"]["DesiredCapacity"] == {
+        "Fn::If": ["HasMinionScaling", {"Ref": "AWS::NoValue"}, {"Ref": "MinionDesiredCapacity"}]
+    }
+    masters = groups["MastersGroup"]["Properties"]
+    assert masters["MinSize"] == masters["MaxSize"] == masters["DesiredCapacity"]
+
+
 SAMPLE_VALUES = {
     "AWS::Region": "eu-west-1",
     "ClusterName": "qa",
