@@ -81,7 +81,7 @@ integration: wheel
 
 test: lint rust-test wheel stubtest $(VENV)-cfn/.installed
 	@echo "==> pytest: every tier"
-	PHOENIX_CFN_TOOLS=$(CURDIR)/$(VENV)-cfn/bin $(BIN)/pytest tests -q
+	PHOENIX_CFN_TOOLS=$(CURDIR)/$(VENV)-cfn/bin $(BIN)/pytest tests -q --durations=30
 
 test-compat: wheel
 	@echo "==> integration tests against Salt $(SALT)"
