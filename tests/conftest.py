@@ -22,7 +22,17 @@ from phoenix_salt.lab.emulator import Emulator
 from phoenix_salt.lab.lifecycle_actions import LifecycleActions
 from phoenix_salt.lab.processes import stop_all
 
+from .core_shapes import checked_core
+
 CLUSTER_NAME = "test"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def core_results_match_the_stub() -> Iterator[None]:
+    """Every result of the native core that a test meets in this process is checked against
+    the shape `_core.pyi` declares for it (tests/core_shapes.py)."""
+    with checked_core():
+        yield
 
 
 def _short_tempdir(prefix: str) -> Path:

@@ -1,7 +1,7 @@
 """Type stubs of the native core, checked against the built module by mypy.stubtest."""
 
 import os
-from typing import Any, Literal, NotRequired, TypedDict, final
+from typing import Literal, NotRequired, TypeAlias, TypedDict, final
 
 __all__ = [
     "AwsError",
@@ -63,6 +63,205 @@ class ClaimError(PhoenixError):
 
 class InternalError(PhoenixError): ...
 
+# Type-only shapes of the plain dicts the module returns (json.loads of serde output, or
+# dicts built in src/bindings/): none of these names exists at runtime.
+
+_Role: TypeAlias = Literal["master", "minion"]
+_InstanceState: TypeAlias = Literal["launching", "running", "terminating", "terminated"]
+_EventKind: TypeAlias = Literal[
+    "launching", "launched", "launch_failed", "terminating", "terminated", "terminate_failed"
+]
+# How a message reached the queue.
+_Delivery: TypeAlias = Literal["direct", "sns", "event_bridge"]
+_LocalKeyState: TypeAlias = Literal["accepted", "pending", "rejected", "denied"]
+_HighstateStatus: TypeAlias = Literal["running", "retrying", "succeeded", "failed"]
+# How a launch lifecycle action was completed.
+_LaunchResult: TypeAlias = Literal["continue", "abandon"]
+_MessageOutcome: TypeAlias = Literal["done", "retry", "rejected"]
+_SnsType: TypeAlias = Literal["Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation"]
+_RestartReason: TypeAlias = Literal[
+    "current_master_left", "not_connected", "better_master", "master_joined", "every_master_left"
+]
+
+# The registry.
+class _TableDescription(TypedDict):
+    name: str
+    status: str
+    # (attribute, "HASH" | "RANGE")
+    key_schema: list[tuple[str, str]]
+    item_count: int
+
+class _LiveMaster(TypedDict):
+    instance_id: str
+    address: str
+
+class _LifecycleAction(TypedDict):
+    hook_name: str
+    token: str
+    group: str
+
+class _RetireHook(TypedDict):
+    hook: _LifecycleAction
+    due_ms: int
+
+class _KeyPin(TypedDict):
+    fingerprint: str
+    pinned_ms: int
+    pinned_by: str
+
+class _FailedState(TypedDict):
+    id: str
+    # The state function, like pkg.installed.
+    function: str
+    name: str
+    comment: str
+
+class _HighstateRecord(TypedDict):
+    status: _HighstateStatus
+    attempt: int
+    master: str
+    jid: str
+    started_ms: int
+    deadline_ms: int
+    finished_ms: int | None
+    next_attempt_ms: int | None
+    states: int
+    changed: int
+    failed_count: int
+    # The first failed states (at most 10); failed_count counts them all.
+    failed_states: list[_FailedState]
+    error: str | None
+    rerun: bool
+
+class _InstanceRecord(TypedDict):
+    instance_id: str
+    role: _Role
+    state: _InstanceState
+    group: str | None
+    availability_zone: str | None
+    address: str | None
+    # Time of the event that set the current state.
+    event_ms: int
+    launch_ms: int | None
+    heartbeat_ms: int | None
+    # DynamoDB TTL, in epoch seconds.
+    expires_at: int | None
+    launch_hook: _LifecycleAction | None
+    retire_hook: _RetireHook | None
+    key: _KeyPin | None
+    first_highstate: _HighstateRecord | None
+
+# Bus events, {"tag": ..., "data": ...}: the data of each tag, then the events each call
+# can return.
+
+# phoenix/instance/<id>/launched and .../terminated
+class _InstanceChanged(TypedDict):
+    instance_id: str
+    role: _Role
+    group: str
+    state: _InstanceState
+    event: _EventKind
+    time_ms: int
+    delivery: _Delivery
+
+# phoenix/message/rejected
+class _MessageRejected(TypedDict):
+    message_id: str
+    receive_count: int
+    reason: str
+    error: str
+
+# phoenix/message/ignored
+class _MessageIgnored(TypedDict):
+    message_id: str
+    reason: str
+    detail: str
+
+# phoenix/masters/changed
+class _MastersChanged(TypedDict):
+    masters: list[_LiveMaster]
+    previous: list[_LiveMaster]
+
+# phoenix/instance/<id>/drained
+class _MasterDrained(TypedDict):
+    instance_id: str
+    role: Literal["master"]
+    lifecycle_hook: str
+    lifecycle: Literal["continue"]
+
+# phoenix/instance/<id>/unhealthy
+class _MasterUnhealthy(TypedDict):
+    instance_id: str
+    role: Literal["master"]
+    reported_by: str
+    silent_for_s: float | None
+    replace_after_s: float
+
+# phoenix/key/pinned
+class _KeyPinned(TypedDict):
+    id: str
+    role: _Role
+    fingerprint: str
+    pinned_by: str
+    trust: Literal["identity_document"]
+    certificate: str
+
+# phoenix/key/claim_refused
+class _ClaimRefused(TypedDict):
+    # What the claim said (untrusted, shortened).
+    id: str | None
+    fingerprint: str | None
+    reason: str
+    error: str
+    # Refusals not reported since the last event.
+    suppressed: int
+
+# phoenix/highstate/<id>/started
+class _HighstateStarted(TypedDict):
+    minion_id: str
+    attempt: int
+    attempts: int
+    jid: str
+    master: str
+    rerun: bool
+
+# phoenix/highstate/<id>/succeeded, .../retrying and .../failed
+class _HighstateEnded(TypedDict):
+    minion_id: str
+    attempt: int
+    jid: str
+    master: str
+    summary: str
+    states: int
+    changed: int
+    failed_count: int
+    failed_states: list[_FailedState]
+    error: str | None
+    duration_s: float
+    # Seconds until the next attempt (retrying).
+    next_attempt_in: float | None
+    lifecycle: _LaunchResult | None
+
+class _MessageEvent(TypedDict):
+    tag: str
+    data: _InstanceChanged | _MessageRejected | _MessageIgnored
+
+class _HeartbeatEvent(TypedDict):
+    tag: str
+    data: _MastersChanged | _MasterDrained | _MasterUnhealthy
+
+class _ClaimEvent(TypedDict):
+    tag: str
+    data: _KeyPinned | _ClaimRefused
+
+class _HighstateStartedEvent(TypedDict):
+    tag: str
+    data: _HighstateStarted
+
+class _HighstateEndedEvent(TypedDict):
+    tag: str
+    data: _HighstateEnded
+
 # The dead-letter queue (Session.dead_letters, Session.redrive_dead_letters). Type-only:
 # the module returns plain dicts of this shape.
 class _DeadLetter(TypedDict):
@@ -99,6 +298,218 @@ class _Redrive(TypedDict):
     failed: list[_NotMoved]
     dry_run: bool
 
+# The engine.
+class _MasterIdentity(TypedDict):
+    instance_id: str
+    address: str
+    group: str
+    availability_zone: str | None
+
+class _BootingMaster(_MasterIdentity):
+    # What registering it as launching did to its row.
+    registered: Literal["moved", "already_newer"]
+
+class _Poll(TypedDict):
+    received: int
+    deleted: int
+    # Applied but not deleted: they come back and change nothing.
+    delete_failed: int
+    retry: int
+    # Of retry: hidden for their retry delay.
+    postponed: int
+    rejected: int
+    # Of rejected: moved to the dead-letter queue at once.
+    dead_lettered: int
+    sqs_calls: int
+    events: list[_MessageEvent]
+
+class _Applied(TypedDict):
+    outcome: _MessageOutcome
+    events: list[_MessageEvent]
+
+class _ClaimPoll(TypedDict):
+    received: int
+    # Ids whose key this poll pinned, or found pinned with the claimed key.
+    pinned: list[str]
+    refused: int
+    retry: int
+    delete_failed: int
+    events: list[_ClaimEvent]
+
+# First highstates.
+class _HighstateClaim(TypedDict):
+    minion_id: str
+    mode: Literal["first", "retry", "rerun"]
+    claimed: bool
+    attempt: int | None
+    jid: str
+    skip: Literal["not_live", "succeeded", "failed", "running", "retry_not_due"] | None
+    reason: str | None
+    record: _HighstateRecord | None
+    events: list[_HighstateStartedEvent]
+
+class _HighstateFinish(TypedDict):
+    minion_id: str
+    jid: str
+    recorded: bool
+    reason: str | None
+    record: _HighstateRecord | None
+    lifecycle: _LaunchResult | None
+    events: list[_HighstateEndedEvent]
+
+class _HighstateSweep(TypedDict):
+    retry_due: list[str]
+    timed_out: list[str]
+    # [instance id, "continue" | "abandon"] pairs (JSON arrays, so lists).
+    completed: list[list[str]]
+    heartbeats: int
+    failures: int
+    events: list[_HighstateEndedEvent]
+
+# Identity claims.
+class _VerifiedClaim(TypedDict):
+    instance_id: str
+    fingerprint: str
+    # The name of the certificate that verified the signature.
+    certificate: str
+    launched_ms: int
+
+class _SentClaim(TypedDict):
+    instance_id: str
+    fingerprint: str
+    message_id: str
+
+class _EnrolmentStatus(TypedDict):
+    pinned: str | None
+    # Live masters that hold the pinned key as accepted, and those that do not yet.
+    seeded: list[str]
+    waiting_for: list[str]
+
+# SNS push delivery.
+class _SnsChecked(TypedDict):
+    type: _SnsType
+    message_id: str
+    topic_arn: str
+    cert_url: str
+
+class _SnsReceived(TypedDict):
+    type: _SnsType
+    message_id: str
+    topic_arn: str
+    subscribe_url: str | None
+    # None for confirmations.
+    outcome: _MessageOutcome | None
+    events: list[_MessageEvent]
+
+# Keys.
+class _KeyAction(TypedDict):
+    action: Literal["delete", "pin", "accept", "pre_seed"]
+    id: str
+    fingerprint: str
+    # delete and pin
+    state: NotRequired[_LocalKeyState]
+    # delete
+    reason: NotRequired[Literal["terminated", "mismatch"]]
+    # delete, reason mismatch: the pinned fingerprint
+    pinned: NotRequired[str]
+    # pre_seed
+    public_key: NotRequired[str]
+
+class _PlannedAction(_KeyAction):
+    # pin, accept and pre_seed, when the registry row was found; a pin also carries
+    # public_key when the key still has the planned fingerprint.
+    role: NotRequired[_Role]
+
+class _KeyReportRow(TypedDict):
+    id: str
+    key_state: _LocalKeyState
+    fingerprint: str
+    registry_state: _InstanceState | None
+    pinned: str | None
+    standing: Literal["unmanaged", "unregistered", "unpinned", "pinned", "mismatch"]
+
+class _HeldKey(TypedDict):
+    id: str
+    reason: str
+
+class _KeyPlan(TypedDict):
+    actions: list[_PlannedAction]
+    keys: list[_KeyReportRow]
+    # Denied keys that claim a live, pinned id with another key.
+    mismatches: list[_KeyReportRow]
+    held: list[_HeldKey]
+    registry_instances: int
+
+class _PinOutcome(TypedDict):
+    outcome: Literal["pinned", "already_pinned", "pinned_other", "not_live"]
+    # pinned_other: the fingerprint pinned instead
+    fingerprint: NotRequired[str]
+
+_MasterKeyPair = TypedDict(
+    "_MasterKeyPair",
+    {"origin": Literal["created", "existing"], "master.pem": str, "master.pub": str},
+)
+
+# Messages.
+class _LifecycleMessage(TypedDict):
+    type: Literal["instance", "test", "failed_launch"]
+    # None only for a test message that names no group
+    group: str | None
+    delivery: _Delivery
+    # instance
+    instance_id: NotRequired[str]
+    kind: NotRequired[_EventKind]
+    time_ms: NotRequired[int]
+    lifecycle: NotRequired[_LifecycleAction | None]
+    metadata_role: NotRequired[_Role | None]
+    availability_zone: NotRequired[str | None]
+    # failed_launch: AWS's StatusMessage
+    reason: NotRequired[str | None]
+
+# Following the live masters.
+class _FollowEvent(TypedDict):
+    # Appended to the beacon's tag: salt/beacon/<minion>/master_list/<tag>.
+    tag: Literal["changed", "restart", "problem"]
+    # changed
+    old: NotRequired[list[str] | None]
+    new: NotRequired[list[str]]
+    added: NotRequired[list[str]]
+    removed: NotRequired[list[str]]
+    restart: NotRequired[_RestartReason | None]
+    restart_in: NotRequired[float | None]
+    # restart
+    reason: NotRequired[_RestartReason]
+    master: NotRequired[str | None]
+    masters: NotRequired[list[str]]
+    # problem
+    error: NotRequired[str]
+
+class _RestartOrder(TypedDict):
+    reason: _RestartReason
+    masters: list[str]
+
+class _RefreshHealth(TypedDict):
+    reads: int
+    failures: int
+    # Failed reads since the last good one.
+    failing_for: int
+    last_error: str | None
+
+class _Snapshot(TypedDict):
+    seq: int
+    masters: list[_LiveMaster]
+    read_at_ms: int
+
+class _FollowerHealth(TypedDict):
+    refresh: _RefreshHealth
+    snapshot: _Snapshot | None
+    drop_in: str
+
+class _MinionConfig(TypedDict):
+    changed: bool
+    old: list[str] | None
+    masters: list[str]
+
 @final
 class Config:
     @staticmethod
@@ -112,53 +523,53 @@ class Session:
     def __new__(cls, config: Config) -> Session: ...
     def region(self) -> str: ...
     def create_registry_tables(self) -> list[tuple[str, bool]]: ...
-    def describe_table(self, name: str) -> dict[str, object]: ...
-    def list_instances(self, role: str) -> list[dict[str, Any]]: ...
-    def get_instance(self, role: str, instance_id: str) -> dict[str, Any] | None: ...
-    def live_masters(self) -> list[dict[str, str]]: ...
+    def describe_table(self, name: str) -> _TableDescription: ...
+    def list_instances(self, role: str) -> list[_InstanceRecord]: ...
+    def get_instance(self, role: str, instance_id: str) -> _InstanceRecord | None: ...
+    def live_masters(self) -> list[_LiveMaster]: ...
     def dead_letters(self, max: int = 100) -> _DeadLetters: ...
     def redrive_dead_letters(self, max: int = 100, dry_run: bool = False) -> _Redrive: ...
 
 @final
 class Engine:
     def __new__(cls, config: Config) -> Engine: ...
-    def register_master(self) -> dict[str, Any]: ...
-    def heartbeat(self) -> list[dict[str, Any]]: ...
-    def poll(self, wait_seconds: int = 20) -> dict[str, Any]: ...
-    def poll_claims(self, wait_seconds: int = 20) -> dict[str, Any]: ...
-    def apply_body(self, body: str) -> dict[str, Any]: ...
+    def register_master(self) -> _MasterIdentity: ...
+    def heartbeat(self) -> list[_HeartbeatEvent]: ...
+    def poll(self, wait_seconds: int = 20) -> _Poll: ...
+    def poll_claims(self, wait_seconds: int = 20) -> _ClaimPoll: ...
+    def apply_body(self, body: str) -> _Applied: ...
 
 @final
 class FirstHighstate:
     def __new__(cls, config: Config) -> FirstHighstate: ...
     def master_id(self) -> str: ...
-    def claim(self, minion_id: str, master: str, jid: str, mode: str) -> dict[str, Any]: ...
-    def finish(self, minion_id: str, jid: str, job_return: str) -> dict[str, Any]: ...
-    def fail(self, minion_id: str, jid: str, error: str) -> dict[str, Any]: ...
-    def sweep(self, master: str) -> dict[str, Any]: ...
-    def status(self, minion_id: str) -> dict[str, Any] | None: ...
-    def pending(self) -> list[dict[str, Any]]: ...
+    def claim(self, minion_id: str, master: str, jid: str, mode: str) -> _HighstateClaim: ...
+    def finish(self, minion_id: str, jid: str, job_return: str) -> _HighstateFinish: ...
+    def fail(self, minion_id: str, jid: str, error: str) -> _HighstateFinish: ...
+    def sweep(self, master: str) -> _HighstateSweep: ...
+    def status(self, minion_id: str) -> _InstanceRecord | None: ...
+    def pending(self) -> list[_InstanceRecord]: ...
 
 @final
 class ClaimVerifier:
     def __new__(cls, config: Config) -> ClaimVerifier: ...
-    def verify(self, body: str, now_ms: int | None = None) -> dict[str, Any]: ...
+    def verify(self, body: str, now_ms: int | None = None) -> _VerifiedClaim: ...
 
 @final
 class SnsReceiver:
     def __new__(cls, config: Config) -> SnsReceiver: ...
-    def check(self, body: str) -> dict[str, Any]: ...
-    def receive(self, body: str, cert_pem: str) -> dict[str, Any]: ...
+    def check(self, body: str) -> _SnsChecked: ...
+    def receive(self, body: str, cert_pem: str) -> _SnsReceived: ...
     @property
     def ca_bundle(self) -> str | None: ...
 
 @final
 class KeyManager:
     def __new__(cls, config: Config, pki_dir: str | os.PathLike[str]) -> KeyManager: ...
-    def plan(self, minion_id: str | None = None) -> dict[str, Any]: ...
+    def plan(self, minion_id: str | None = None) -> _KeyPlan: ...
     def pin(
         self, minion_id: str, role: str, fingerprint: str, public_key: str, pinned_by: str
-    ) -> dict[str, Any]: ...
+    ) -> _PinOutcome: ...
     def record_seeded(self, minion_id: str, role: str, fingerprint: str, master: str) -> bool: ...
     def fingerprint(self, minion_id: str, state: str) -> str | None: ...
     def pre_seed(self, minion_id: str, public_key: str) -> bool: ...
@@ -174,9 +585,9 @@ class MasterFollower:
     ) -> MasterFollower: ...
     def check(
         self, master: str | None, masters: list[str]
-    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]: ...
-    def restart_failed(self, error: str) -> dict[str, Any]: ...
-    def health(self) -> dict[str, Any]: ...
+    ) -> tuple[list[_FollowEvent], _RestartOrder | None]: ...
+    def restart_failed(self, error: str) -> _FollowEvent: ...
+    def health(self) -> _FollowerHealth: ...
     @property
     def minion_id(self) -> str: ...
     @property
@@ -185,31 +596,31 @@ class MasterFollower:
 def install_master_key(
     pki_dir: str | os.PathLike[str], private_pem: str, public_pem: str, replace: bool
 ) -> str: ...
-def master_key_pair(config: Config, private_pem: str, public_pem: str) -> dict[str, str]: ...
-def register_booting_master(config: Config) -> dict[str, Any]: ...
+def master_key_pair(config: Config, private_pem: str, public_pem: str) -> _MasterKeyPair: ...
+def register_booting_master(config: Config) -> _BootingMaster: ...
 def order_masters(
     minion_id: str, master_ids: list[str], own_master: str | None = None
 ) -> list[str]: ...
 def claim_message(instance_id: str, document: bytes, signature: str, public_key: str) -> str: ...
-def enrolment_status(config: Config, minion_id: str) -> dict[str, Any]: ...
+def enrolment_status(config: Config, minion_id: str) -> _EnrolmentStatus: ...
 def master_instance_id(config: Config) -> str: ...
 def read_drop_in(drop_in_path: str | os.PathLike[str]) -> list[str] | None: ...
-def parse_message(body: str) -> dict[str, Any]: ...
+def parse_message(body: str) -> _LifecycleMessage: ...
 def pem_fingerprint(pem: str) -> str: ...
 def plan_key_actions(
     registry: list[dict[str, object]],
     local: list[dict[str, object]],
     unmanaged: list[str],
     trust: str = "identity_document",
-) -> list[dict[str, str]]: ...
+) -> list[_KeyAction]: ...
 def salt_write_in_flight(path: str | os.PathLike[str]) -> bool: ...
 def send_claim(
     config: Config, minion_id: str, public_key: str, imds_endpoint: str | None = None
-) -> dict[str, Any]: ...
+) -> _SentClaim: ...
 def write_minion_config(
     config: Config,
     minion_id: str,
     drop_in_path: str | os.PathLike[str],
     own_master: str | None = None,
     starting_master_address: str | None = None,
-) -> dict[str, Any]: ...
+) -> _MinionConfig: ...

@@ -135,7 +135,7 @@ impl FirstHighstate {
         to_python(py, &report)
     }
 
-    /// `minion_id`'s row as `{"role", "state", "launch_hook", "first_highstate"}`, or None.
+    /// `minion_id`'s registry row (`first_highstate` holds the record), or None.
     fn status<'py>(&self, py: Python<'py>, minion_id: String) -> PyResult<Bound<'py, PyAny>> {
         let clients = self.access.clients(py)?;
         let config = self.access.config.clone();

@@ -63,7 +63,7 @@ pub struct PyLocalKey {
 /// Plans this master's key actions. `registry`: every registry minion; `local`: every key on
 /// this master; `unmanaged`: exact ids Phoenix never touches; `trust`: `identity_document`
 /// (no key found on a master is pinned) or `first_key`. Returns the actions as dicts,
-/// each with an `action` key (`delete`, `reject`, `pin`, `accept`, `pre_seed`), in the order
+/// each with an `action` key (`delete`, `pin`, `accept`, `pre_seed`), in the order
 /// to carry them out. Raises `ValueError` for an unknown state name.
 #[pyfunction]
 #[pyo3(signature = (registry, local, unmanaged, trust = "identity_document"))]
