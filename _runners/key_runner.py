@@ -246,8 +246,8 @@ def delete(minion_id):
 @reports_failures
 def reconcile(minion_id=None):
     """Bring this master's keys in line with the registry now: accept pending keys of live
-    instances, delete keys of terminated ones and keys that are not the pin, pre-seed pinned keys. With
-    ``minion_id``, only that id's keys. Exits non-zero when an action failed.
+    instances, delete keys of terminated ones and keys that are not the pin, pre-seed pinned
+    keys. With ``minion_id``, only that id's keys. Exits non-zero when an action failed.
 
     CLI Example: ``salt-run key_runner.reconcile`` or ``salt-run key_runner.reconcile i-0123...``
     """
