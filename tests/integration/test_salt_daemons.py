@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -64,28 +65,35 @@ def cluster(
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="phx-", dir="/tmp"))
-    # The emulator's environment reaches this process too (provisioning the stack).
-    os.environ.update(emulator_process.env())
-    bin_dir = _fresh_venv(root) if request.param == "fresh-venv" else None
-    emulator_process.resume()
-    emulator_process.reset()
-    stack = provision(emulator_process, "test")
-    cluster = Cluster(
-        root / "cluster",
-        emulator_process,
-        stack.phoenix_block(),
-        masters=1,
-        minions=1,
-        master_opts=MASTER_OPTS,
-        minion_opts=MINION_OPTS,
-        bin_dir=bin_dir,
-    )
+    saved = dict(os.environ)
+    cluster = None
+    # Everything after the temp dir is made is inside the try: a setup that fails (no wheel
+    # for the fresh venv, a pip error) still removes it and puts the environment back.
     try:
+        # The emulator's environment reaches this process too (provisioning the stack).
+        os.environ.update(emulator_process.env())
+        bin_dir = _fresh_venv(root) if request.param == "fresh-venv" else None
+        emulator_process.resume()
+        emulator_process.reset()
+        stack = provision(emulator_process, "test")
+        cluster = Cluster(
+            root / "cluster",
+            emulator_process,
+            stack.phoenix_block(),
+            masters=1,
+            minions=1,
+            master_opts=MASTER_OPTS,
+            minion_opts=MINION_OPTS,
+            bin_dir=bin_dir,
+        )
         cluster.start()
         yield cluster
     finally:
-        cluster.stop()
-        subprocess.run(["rm", "-rf", str(root)], check=False)
+        if cluster is not None:
+            cluster.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_salt_run_lists_and_runs_the_phoenix_runner(cluster: Cluster) -> None:
