@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import os
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -67,18 +68,17 @@ def _stub() -> tuple[dict[str, Any], dict[str, ast.expr]]:
     return _declarations()
 
 
+@functools.cache
 def declared_return(name: str) -> Any:
     """The declared return type of "Class.method" or "function"; None if it is a class of
-    the module itself (its own objects are not dicts to check)."""
+    the module itself (its own objects are not dicts to check). Evaluated once per name:
+    a wrapped object looks its methods up on every call. A name the stub does not define
+    raises NameError, so a misspelt TypedDict cannot leave a result unchecked."""
     namespace, returns = _stub()
     text = ast.unparse(returns[name])
-    if any(text == cls or text.endswith(f"| {cls}") for cls in _core.__all__):
+    if text in _core.__all__:
         return None
-    scope = dict(namespace, os=__import__("os"))
-    try:
-        return eval(text, scope)  # noqa: S307 - the project's own stub
-    except NameError:
-        return None  # a return type made of the module's own classes
+    return eval(text, dict(namespace, os=os))  # noqa: S307 - the project's own stub
 
 
 def check(value: Any, hint: Any, where: str = "result") -> None:

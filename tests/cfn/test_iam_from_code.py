@@ -21,6 +21,7 @@ Which process runs a function is `CALLERS`' word, not something read from the co
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -147,10 +148,6 @@ TRANSACTION_ITEMS = {
     "ConditionCheck": "ConditionCheckItem",
 }
 
-# What the cluster key encrypts, as the data template says: by service, the compute
-# template's parameters that name those resources.
-KEY_USERS = {"dynamodb", "sqs", "secretsmanager"}
-
 CLIENT_FIELD = re.compile(r"pub (\w+): aws_sdk_(\w+)::Client")
 FUNCTION = re.compile(r"\bfn\s+(\w+)")
 TEST_MODULE = re.compile(r"#\[cfg\(test\)\]\s*mod\s+\w+\s*\{")
@@ -187,7 +184,9 @@ def functions(source: str) -> list[tuple[str, str]]:
     ]
 
 
-def sdk_calls() -> list[SdkCall]:
+@functools.cache
+def sdk_calls() -> tuple[SdkCall, ...]:
+    """Every SDK call of the Rust core's non-test code, read once per session."""
     services = client_services()
     field = "|".join(map(re.escape, services))
     call = re.compile(rf"\bclients\s*\.\s*({field})\s*\.\s*(\w+)\s*\(")
@@ -207,7 +206,7 @@ def sdk_calls() -> list[SdkCall]:
                 SdkCall(f"{relative}::{name}", services[client], pascal(operation), body)
                 for client, operation in made
             )
-    return found
+    return tuple(found)
 
 
 def iam_actions(call: SdkCall) -> set[str]:
@@ -355,13 +354,13 @@ def test_each_instance_role_grants_exactly_what_its_code_calls_on_what_it_calls_
 
 
 def test_no_operator_call_is_granted_to_an_instance_role(compute: dict[str, Any]) -> None:
+    actions = {role: {action for action, _ in granted(compute, role)} for role in (MASTER, MINION)}
     for call in sdk_calls():
         uses = CALLERS[call.function][call.operation]
         if {use.who for use in uses} != {OPERATOR}:
             continue
-        for role in (MASTER, MINION):
-            actions = {action for action, _ in granted(compute, role)}
-            assert not iam_actions(call) & actions, f"{role} may {call.operation}"
+        for role, allowed in actions.items():
+            assert not iam_actions(call) & allowed, f"{role} may {call.operation}"
 
 
 def encrypted_by_the_cluster_key(data: dict[str, Any]) -> set[str]:
@@ -393,7 +392,7 @@ def test_the_cluster_key_is_used_through_exactly_the_services_that_need_it(
     for role in (MASTER, MINION):
         services = {
             action.split(":")[0] for action, resource in required(role) if resource in encrypted
-        } & KEY_USERS
+        }
         via = set()
         for statement in role_statements(compute, role):
             if any(action.startswith("kms:") for action in as_list(statement["Action"])):
