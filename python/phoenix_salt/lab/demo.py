@@ -51,6 +51,10 @@ CLUSTER = "demo"
 KEY_CHANGED = "The master key has changed"
 # How often a long wait says it is still waiting.
 PROGRESS_EVERY = 10.0
+# Seconds each ``salt '*' test.ping`` of a probe waits for answers (``-t``). Short, as the
+# waits probe again and again until a bound; a check made once waits longer (see
+# tests/e2e/test_fleet.py).
+PROBE_TIMEOUT = 3
 # The daemons' phoenix.replacement: a master silent for 20 s (twice master_stale_after) is
 # reported to AutoScaling; launches are not judged for their first 30 s.
 REPLACEMENT = {"replace_after": 20, "launch_grace": 30}
@@ -718,14 +722,14 @@ class Demo:
         """The minions are connected to every master (``master_type: str``)."""
         return self.master_type == "str"
 
-    def reached(self) -> dict[SaltMaster, set[str]]:
-        """The minions ``salt '*' test.ping`` reaches on each live master (all asked at
-        once)."""
+    def reached(self, timeout: int = PROBE_TIMEOUT) -> dict[SaltMaster, set[str]]:
+        """The minions ``salt '*' test.ping -t timeout`` reaches on each live master (all
+        asked at once)."""
         masters = self.live_masters()
         if not masters:
             return {}
         with ThreadPoolExecutor(len(masters)) as pool:
-            answers = list(pool.map(lambda m: (m, m.ping(timeout=3)), masters))
+            answers = list(pool.map(lambda m: (m, m.ping(timeout=timeout)), masters))
         return {master: {i for i, ok in answered.items() if ok} for master, answered in answers}
 
     def answering(self) -> dict[str, SaltMaster]:
@@ -737,11 +741,12 @@ class Demo:
                 through.setdefault(minion, master)
         return through
 
-    def every_minion_answers(self) -> bool:
+    def every_minion_answers(self, timeout: int = PROBE_TIMEOUT) -> bool:
         """Minions on every master: every live master reaches every minion, the masters'
-        own minions included. Failover: every minion answers through some live master."""
+        own minions included. Failover: every minion answers through some live master.
+        ``timeout``: the ``salt -t`` of each probe (see ``PROBE_TIMEOUT``)."""
         everyone = self._everyone()
-        reached = self.reached()
+        reached = self.reached(timeout)
         if self.hot:
             return bool(reached) and all(everyone <= got for got in reached.values())
         return everyone <= set().union(*reached.values())
@@ -772,7 +777,21 @@ class Demo:
                     f"{ping.returncode}; stdout {ping.stdout[-600:]!r}; stderr "
                     f"{ping.stderr[-600:]!r})"
                 )
+                lines.extend(self._minion_state(i) for i in missing)
         return "; ".join(lines) or "every minion reached"
+
+    def _minion_state(self, minion_id: str) -> str:
+        """What a minion that was not reached was doing: whether it runs, its master list,
+        and its starts and restarts (seconds ago), to tell a restart from a slow answer."""
+        daemon = {**self.natives, **self.hot_minions, **self.followers()}.get(minion_id)
+        if daemon is None:
+            return f"{minion_id}: no daemon"
+        now = time.time()
+        journal = ", ".join(f"{what} {now - at:.0f} s ago" for at, what in daemon.journal())
+        return (
+            f"{minion_id}: {'running' if daemon.process.running() else 'not running'}, "
+            f"master list {daemon.drop_in_masters()}, supervisor: {journal or 'no journal'}"
+        )
 
     def _answer_words(self) -> str:
         live = sorted(m.name for m in self.live_masters())
