@@ -1,31 +1,31 @@
 """The AWS side of a cluster, in the emulator: the data stack (cfn/phoenix-data.yaml, shipped
 as phoenix_salt/templates) deployed through the emulator's CloudFormation, so every test and
-the demo run the engine against the tables, queues and topic the template creates."""
+the demo run the engine against the tables, queues and topic the template creates; and the
+network and compute stacks on it (``provision_compute``)."""
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
+from phoenix_salt.lab.cloudformation import (
+    ACCOUNT,
+    Deployed,
+    deploy,
+    put_group_hooks,
+    template_text,
+)
 from phoenix_salt.lab.emulator import REGION, Emulator
 from phoenix_salt.lab.metadata import lab_signer
 
 # The emulator's redelivery is as real as AWS's: a message not deleted comes back after the
 # visibility timeout, and after this many receives it moves to the dead-letter queue.
 MAX_RECEIVE_COUNT = 5
-DEPLOY_TIMEOUT_SECONDS = 60
 # phoenix.retry on the lab's timings: a message that failed is hidden 2 s, doubling to 10 s
 # (the defaults, 30 s to 1 h, are for AWS outages of hours).
 LAB_RETRY = {"first_delay": 2, "max_delay": 10}
-
-
-def data_template() -> str:
-    """The data stack's template, as the wheel ships it."""
-    return (resources.files("phoenix_salt") / "templates" / "phoenix-data.yaml").read_text()
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,6 @@ def provision(emulator: Emulator, cluster: str, visibility_timeout: int = 10) ->
 
     ``visibility_timeout`` is short here (the template's default is 120 s) so that tests see
     a message that was not applied come back within seconds."""
-    cloudformation = client(emulator, "cloudformation")
-    name = f"phoenix-{cluster}-data"
     parameters = {
         "ClusterName": cluster,
         "VisibilityTimeoutSeconds": str(visibility_timeout),
@@ -107,22 +105,62 @@ def provision(emulator: Emulator, cluster: str, visibility_timeout: int = 10) ->
         # Tests and the demo throw the emulator away; nothing to protect.
         "TableDeletionProtection": "false",
     }
-    cloudformation.create_stack(
-        StackName=name,
-        TemplateBody=data_template(),
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-        Capabilities=["CAPABILITY_IAM"],
-    )
-    deadline = time.monotonic() + DEPLOY_TIMEOUT_SECONDS
-    while True:
-        (stack,) = cloudformation.describe_stacks(StackName=name)["Stacks"]
-        status = stack["StackStatus"]
-        if status == "CREATE_COMPLETE":
-            break
-        if not status.endswith("_IN_PROGRESS") or time.monotonic() > deadline:
-            raise RuntimeError(
-                f"stack {name}: {status} {stack.get('StackStatusReason', '')}".strip()
-            )
-        time.sleep(0.2)
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    outputs = deploy(emulator, f"phoenix-{cluster}-data", template_text("data"), parameters).outputs
     return Stack(cluster, outputs["QueueUrl"], outputs["DeadLetterQueueUrl"], outputs)
+
+
+@dataclass(frozen=True)
+class Compute:
+    """The network and compute stacks of a cluster in the emulator (lab/cloudformation.py
+    says what the emulator leaves out), and the hooks the lab put on the groups."""
+
+    network: Deployed
+    compute: Deployed
+    parameters: Mapping[str, str]
+    hooks: Mapping[str, list[dict[str, Any]]]
+
+
+def provision_compute(emulator: Emulator, stack: Stack, **parameters: str) -> Compute:
+    """Deploys the network stack, then the compute stack on it and on the data ``stack``,
+    into the emulator, as docs/deploy.md deploys them on AWS; ``parameters`` go to the
+    compute stack (its groups' sizes, instance types, ...)."""
+    from phoenix_salt import __version__
+
+    cluster = stack.cluster
+    network = deploy(
+        emulator, f"phoenix-{cluster}-network", template_text("network"), {"ClusterName": cluster}
+    )
+    data = stack.outputs
+    given = {
+        "ClusterName": cluster,
+        "MastersGroupName": data["MastersGroupName"],
+        "MinionsGroupName": data["MinionsGroupName"],
+        **{
+            name: data[name]
+            for name in (
+                "MastersTable",
+                "MinionsTable",
+                "QueueUrl",
+                "QueueArn",
+                "DeadLetterQueueArn",
+                "ClaimQueueUrl",
+                "ClaimQueueArn",
+                "TopicArn",
+                "KmsKeyArn",
+                "LifecycleHookRoleArn",
+            )
+        },
+        # The emulator has no model for the secret (lab/cloudformation.py): its ARN as AWS
+        # would form it.
+        "MasterKeySecretArn": data.get("MasterKeySecretArn")
+        or f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{data['MasterKeySecretName']}",
+        "SubnetIds": network.outputs["PrivateSubnetIds"],
+        "MastersSecurityGroupId": network.outputs["MastersSecurityGroupId"],
+        "MinionsSecurityGroupId": network.outputs["MinionsSecurityGroupId"],
+        "PhoenixVersion": __version__,
+        **parameters,
+    }
+    text = template_text("compute")
+    compute = deploy(emulator, f"phoenix-{cluster}-compute", text, given)
+    hooks = put_group_hooks(emulator, text, given, compute)
+    return Compute(network, compute, given, hooks)
