@@ -1,5 +1,6 @@
 """The demo's whole scenario, with assertions: 3 masters and 6 minions as real Salt daemons,
-AutoScaling groups in the emulator driven by the fleet simulator; 2 minions join, the busiest
+the AutoScaling groups the compute template creates in the emulator, driven by the fleet
+simulator; 2 minions join, the busiest
 master's instance dies (SIGKILL), the next master hangs (SIGSTOP), the next one's salt-master
 crashes at every start while its instance stays up, and AutoScaling replaces each by itself
 (its EC2 health check, or the live masters' report) through ``phoenix master-bootstrap``; a
@@ -24,6 +25,7 @@ import pytest
 from phoenix_salt import _core
 from phoenix_salt.lab.demo import KEY_CHANGED, Demo, play
 from phoenix_salt.lab.invariants import InvariantWatcher
+from phoenix_salt.lab.stack import client
 from tests.conftest import running_demo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
@@ -135,6 +137,21 @@ def test_the_fleet_survives_scale_out_kill_hang_crash_replace_and_scale_in(demo:
     groups = fleet.describe()
     assert groups[fleet.group("master")]["desired"] == 3
     assert groups[fleet.group("minion")]["desired"] == 7
+    # The groups are the compute template's: every instance, the replacements included,
+    # launched from its role's launch template with its role's security group.
+    assert fleet.compute is not None
+    out, network = fleet.compute.compute.outputs, fleet.compute.network.outputs
+    reservations = client(demo.emulator, "ec2").describe_instances(
+        InstanceIds=list(fleet.instances)
+    )["Reservations"]
+    ec2 = {i["InstanceId"]: i for r in reservations for i in r["Instances"]}
+    for instance in fleet.instances.values():
+        role = instance.role.capitalize()
+        tags = {t["Key"]: t["Value"] for t in ec2[instance.instance_id]["Tags"]}
+        assert tags["aws:ec2launchtemplate:id"] == out[f"{role}LaunchTemplateId"]
+        assert [g["GroupId"] for g in ec2[instance.instance_id]["SecurityGroups"]] == [
+            network[f"{role}sSecurityGroupId"]
+        ]
     session = _core.Session(_core.Config.from_json(json.dumps(demo.phoenix)))
     registry = {row["instance_id"]: row["state"] for row in session.list_instances("master")}
     for instance in fleet.instances.values():

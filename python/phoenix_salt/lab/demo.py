@@ -1,7 +1,8 @@
 """``make demo``: a Phoenix cluster on this machine, played through a fleet's failures.
 
-The AWS emulator (the data stack deployed by its own CloudFormation; the AutoScaling groups
-driven by the fleet simulator with real AutoScaling calls) and real Salt daemons on
+The AWS emulator (the data, network and compute stacks deployed by its own CloudFormation;
+the compute stack's AutoScaling groups driven by the fleet simulator with real AutoScaling
+calls) and real Salt daemons on
 loopback: 3 masters, each with the engine, runners and reactor, and 6 minions, each with the
 beacon, connected to every master (the default; ``--master-type failover``: each to one
 master at a time). Then, step by step: 2 minions join (scale out), the busiest master's
@@ -277,12 +278,17 @@ class Demo:
             alive=self._instance_alive,
             ec2_check_delay=EC2_CHECK_DELAY,
         )
-        self.fleet.create_groups()
+        compute = self.fleet.create_groups(self.master_count)
         self.fleet.start()
+        out = compute.compute.outputs
         return (
-            f"{self.fleet.group('master')} and {self.fleet.group('minion')}, empty; hooks "
-            "phoenix-launch (default ABANDON) and phoenix-terminate (default CONTINUE) into the "
-            "queue, notifications to the topic"
+            f"stacks {compute.network.name} and {compute.compute.name}: groups "
+            f"{out['MastersGroupName']} ({self.master_count} launching, launch template "
+            f"{out['MasterLaunchTemplateId']}, role {out['MasterRoleArn'].rsplit('/', 1)[1]}) "
+            f"and {out['MinionsGroupName']} (empty, launch template "
+            f"{out['MinionLaunchTemplateId']}, role {out['MinionRoleArn'].rsplit('/', 1)[1]}) "
+            "in the network's private subnets; hooks phoenix-launch (default ABANDON) and "
+            "phoenix-terminate (default CONTINUE) into the queue, notifications to the topic"
         )
 
     def start_masters(self) -> Report:
@@ -291,7 +297,7 @@ class Demo:
         assert self.stack is not None and self.fleet is not None
         begun = time.monotonic()
         fleet = self.fleet
-        launched = fleet.scale("master", self.master_count)
+        launched = fleet.launching("master")
         self.cluster = Cluster(
             self.workdir / "cluster",
             self.emulator,
@@ -898,7 +904,11 @@ def set_up_steps(demo: Demo) -> Steps:
     return [
         ("start the AWS emulator", demo.start_emulator),
         ("deploy the data stack (cfn/phoenix-data.yaml) into the emulator", demo.provision_stack),
-        ("create the AutoScaling groups (fleet simulator)", demo.create_groups),
+        (
+            "deploy the network and compute stacks (cfn/phoenix-network.yaml, "
+            "cfn/phoenix-compute.yaml)",
+            demo.create_groups,
+        ),
         (f"launch {demo.master_count} masters (phoenix master-bootstrap)", demo.start_masters),
         (f"launch {demo.minion_count} minions", demo.start_minions),
     ]

@@ -2,8 +2,9 @@
 runtime path).
 
 Real AutoScaling and EC2 calls against the emulator decide which instances exist: the
-groups are created with the launch template, lifecycle hooks and notification types of
-``cfn/phoenix-compute.yaml``, scaled with ``SetDesiredCapacity`` and
+groups, their launch templates, instance roles and hooks are the ones the network and
+compute templates create in the emulator (``create_groups``), scaled with
+``SetDesiredCapacity`` and
 ``TerminateInstanceInAutoScalingGroup``, and the emulator picks the instance ids and
 launches the replacements. The emulator sends no lifecycle message and no notification, so
 the simulator sends what AWS would, in AWS's exact shapes (``lab.messages``): lifecycle hook
@@ -36,7 +37,7 @@ from typing import Any
 from phoenix_salt.lab import messages
 from phoenix_salt.lab.emulator import Emulator
 from phoenix_salt.lab.lifecycle_actions import LifecycleActions
-from phoenix_salt.lab.stack import Stack, client
+from phoenix_salt.lab.stack import Compute, Stack, client, provision_compute
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 LAUNCH_HOOK = "phoenix-launch"
 TERMINATE_HOOK = "phoenix-terminate"
 ROLES = ("master", "minion")
+# The minions' group's MaxSize here: room for every minion a test or the soak adds.
+MINION_MAX_SIZE = 20
 
 
 @dataclass
@@ -103,8 +106,8 @@ class Fleet:
         self.instances: dict[str, Instance] = {}
         # Every message sent, as (what, instance id): the timeline of what AWS said.
         self.sent: list[tuple[str, str]] = []
+        self.compute: Compute | None = None
         self._autoscaling = client(emulator, "autoscaling")
-        self._ec2 = client(emulator, "ec2")
         self._sns = client(emulator, "sns")
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -114,47 +117,29 @@ class Fleet:
         """The group's name, as the data stack tells the engine (its outputs)."""
         return self.stack.outputs["MastersGroupName" if role == "master" else "MinionsGroupName"]
 
-    def create_groups(self) -> None:
-        """A launch template and the two groups, empty, each with the compute template's
-        hooks (launch: default ABANDON; terminate: default CONTINUE) and metadata."""
-        subnets = self._ec2.describe_subnets(
-            Filters=[{"Name": "default-for-az", "Values": ["true"]}]
-        )["Subnets"]
-        image = self._ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-        for role in ROLES:
-            template = f"phoenix-{self.stack.cluster}-{role}"
-            self._ec2.create_launch_template(
-                LaunchTemplateName=template,
-                LaunchTemplateData={"ImageId": image, "InstanceType": "t3.small"},
-            )
-            self._autoscaling.create_auto_scaling_group(
-                AutoScalingGroupName=self.group(role),
-                LaunchTemplate={"LaunchTemplateName": template, "Version": "$Latest"},
-                MinSize=0,
-                MaxSize=20,
-                DesiredCapacity=0,
-                VPCZoneIdentifier=",".join(s["SubnetId"] for s in subnets[:2]),
-                HealthCheckType="EC2",
-                Tags=[
-                    {"Key": "phoenix:cluster", "Value": self.stack.cluster},
-                    {"Key": "phoenix:role", "Value": role, "PropagateAtLaunch": True},
-                ],
-            )
-            metadata = json.dumps({"cluster": self.stack.cluster, "role": role})
-            for hook, transition, default in (
-                (LAUNCH_HOOK, messages.LAUNCHING, "ABANDON"),
-                (TERMINATE_HOOK, messages.TERMINATING, "CONTINUE"),
-            ):
-                self._autoscaling.put_lifecycle_hook(
-                    LifecycleHookName=hook,
-                    AutoScalingGroupName=self.group(role),
-                    LifecycleTransition=transition,
-                    DefaultResult=default,
-                    HeartbeatTimeout=int(self.heartbeat_timeout),
-                    NotificationTargetARN=self.stack.outputs.get("QueueArn", ""),
-                    RoleARN=self.stack.outputs.get("LifecycleHookRoleArn", ""),
-                    NotificationMetadata=metadata,
-                )
+    def create_groups(self, masters: int) -> Compute:
+        """Deploys the network and compute stacks on the data stack (lab/stack.py,
+        ``provision_compute``): the two groups, their launch templates, instance roles and
+        hooks are the compute template's. The masters' group launches ``masters`` instances
+        at once, as AWS launches a new group's desired capacity, each waiting in its launch
+        hook, its message sent (``launching``); the minions' group starts empty."""
+        self.compute = provision_compute(
+            self.emulator,
+            self.stack,
+            MasterCount=str(masters),
+            MinionMinSize="0",
+            MinionDesiredCapacity="0",
+            MinionMaxSize=str(MINION_MAX_SIZE),
+            HeartbeatTimeout=str(int(self.heartbeat_timeout)),
+        )
+        with self._lock:
+            self._launched("master", set())
+        return self.compute
+
+    def launching(self, role: str) -> list[Instance]:
+        """The group's instances waiting in their launch hook."""
+        with self._lock:
+            return [i for i in self.instances.values() if i.role == role and i.state == "pending"]
 
     # ----- what the operator (or AutoScaling itself) does to the groups -----------------------
 
@@ -217,7 +202,10 @@ class Fleet:
                 found["InstanceId"], role, self.group(role), found["AvailabilityZone"]
             )
             action = self.actions.begin(
-                instance.group, LAUNCH_HOOK, instance.instance_id, self.heartbeat_timeout
+                instance.group,
+                LAUNCH_HOOK,
+                instance.instance_id,
+                self._hook_spec(instance.group, LAUNCH_HOOK)["HeartbeatTimeout"],
             )
             instance.launch_token = action.token
             self.instances[instance.instance_id] = instance
@@ -230,13 +218,15 @@ class Fleet:
             InstanceId=instance.instance_id, ShouldDecrementDesiredCapacity=decrement
         )
         action = self.actions.begin(
-            instance.group, TERMINATE_HOOK, instance.instance_id, self.heartbeat_timeout
+            instance.group,
+            TERMINATE_HOOK,
+            instance.instance_id,
+            self._hook_spec(instance.group, TERMINATE_HOOK)["HeartbeatTimeout"],
         )
         instance.state, instance.terminate_token = "terminating", action.token
         self._hook(instance, messages.TERMINATING, action.token)
 
     def _hook(self, instance: Instance, transition: str, token: str) -> None:
-        metadata = json.dumps({"cluster": self.stack.cluster, "role": instance.role})
         hook = LAUNCH_HOOK if transition == messages.LAUNCHING else TERMINATE_HOOK
         body = messages.lifecycle_hook(
             transition,
@@ -245,11 +235,18 @@ class Fleet:
             token,
             hook,
             messages.aws_time(),
-            metadata,
+            self._hook_spec(instance.group, hook)["NotificationMetadata"],
         )
         self.stack.send(self.emulator, body)
         self.sent.append((transition, instance.instance_id))
         self._mark(instance, "launching" if hook == LAUNCH_HOOK else "terminating")
+
+    def _hook_spec(self, group: str, hook: str) -> dict[str, Any]:
+        """The compute template's ``hook`` of ``group``, as the lab resolved it (the emulator
+        keeps no hook's metadata or target)."""
+        assert self.compute is not None, "create_groups first"
+        (spec,) = (h for h in self.compute.hooks[group] if h["LifecycleHookName"] == hook)
+        return spec
 
     def _mark(self, instance: Instance, step: str) -> None:
         """Records when ``step`` of ``instance`` happened (the first time only)."""
