@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 import json
 import re
+from typing import Any
 
 import pytest
 
-from phoenix_salt.lab.cloudformation import LEFT_OUT, SKIPPED, parse, template_text
+from phoenix_salt.lab.cloudformation import LEFT_OUT, SKIPPED, created
 from phoenix_salt.lab.emulator import Emulator
 from phoenix_salt.lab.stack import Compute, Stack, client, provision, provision_compute
 
@@ -26,23 +27,19 @@ def whole_stack(aws: Emulator) -> tuple[Stack, Compute]:
 
 
 def test_the_emulator_creates_every_resource_but_those_the_lab_names(
-    aws: Emulator, whole_stack: tuple[Stack, Compute]
+    aws: Emulator,
+    whole_stack: tuple[Stack, Compute],
+    all_templates: dict[str, dict[str, Any]],
 ) -> None:
     _, compute = whole_stack
-    created = {
-        "data": dict(
-            (s["LogicalResourceId"], s["ResourceType"])
-            for s in client(aws, "cloudformation").list_stack_resources(
-                StackName=f"phoenix-{CLUSTER}-data"
-            )["StackResourceSummaries"]
-            if s["LogicalResourceId"]
-        ),
-        "network": dict(compute.network.created),
-        "compute": dict(compute.compute.created),
+    stacks = {
+        "phoenix-data.yaml": created(aws, f"phoenix-{CLUSTER}-data"),
+        "phoenix-network.yaml": compute.network.created,
+        "phoenix-compute.yaml": compute.compute.created,
     }
     declared_types = set()
-    for name, made in created.items():
-        for logical, resource in parse(template_text(name))["Resources"].items():
+    for name, made in stacks.items():
+        for logical, resource in all_templates[name]["Resources"].items():
             kind = resource["Type"]
             declared_types.add(kind)
             if "Condition" in resource:

@@ -34,10 +34,9 @@ from importlib import resources
 from typing import Any
 
 from phoenix_salt.lab.emulator import REGION, Emulator
+from phoenix_salt.lab.messages import ACCOUNT
 
 DEPLOY_TIMEOUT_SECONDS = 60
-# The emulator's account (moto's default).
-ACCOUNT = "123456789012"
 
 # Resource types the emulator skips with a warning (no CloudFormation model in moto 5.2).
 SKIPPED = frozenset(
@@ -102,17 +101,16 @@ def _value(node: Any, parameters: Mapping[str, str]) -> str:
     return str(node)
 
 
-def for_emulator(text: str, parameters: Mapping[str, str]) -> str:
-    """The template the emulator is given (JSON): without the resources ``LEFT_OUT``, with
-    every ``Fn::Cidr`` worked out."""
-    template = parse(text)
-    values = parameter_values(template, parameters)
-    template["Resources"] = {
+def for_emulator(template: Mapping[str, Any], parameters: Mapping[str, str]) -> str:
+    """The ``parse``d template the emulator is given (JSON): without the resources
+    ``LEFT_OUT``, with every ``Fn::Cidr`` worked out."""
+    kept = {
         name: resource
         for name, resource in template["Resources"].items()
         if not LEFT_OUT.match(resource["Type"])
     }
-    return json.dumps(resolve_cidr(template, values))
+    values = parameter_values(template, parameters)
+    return json.dumps(resolve_cidr({**template, "Resources": kept}, values))
 
 
 @dataclass(frozen=True)
@@ -125,15 +123,18 @@ class Deployed:
     created: Mapping[str, str]
 
 
-def deploy(emulator: Emulator, name: str, text: str, parameters: Mapping[str, str]) -> Deployed:
-    """Creates stack ``name`` from template ``text`` in the emulator and waits until it is
-    complete. Raises RuntimeError with the stack's status and reason if it is not, in time."""
+def deploy(
+    emulator: Emulator, name: str, template: Mapping[str, Any], parameters: Mapping[str, str]
+) -> Deployed:
+    """Creates stack ``name`` from the ``parse``d ``template`` in the emulator and waits
+    until it is complete. Raises RuntimeError with the stack's status and reason if it is
+    not, in time."""
     from phoenix_salt.lab.stack import client
 
     cloudformation = client(emulator, "cloudformation")
     cloudformation.create_stack(
         StackName=name,
-        TemplateBody=for_emulator(text, parameters),
+        TemplateBody=for_emulator(template, parameters),
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
     )
@@ -148,24 +149,36 @@ def deploy(emulator: Emulator, name: str, text: str, parameters: Mapping[str, st
                 f"stack {name}: {status} {stack.get('StackStatusReason', '')}".strip()
             )
         time.sleep(0.2)
-    summaries = cloudformation.list_stack_resources(StackName=name)["StackResourceSummaries"]
     return Deployed(
         name,
         {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", []) if "OutputValue" in o},
-        # The emulator lists a resource whose condition is false without a logical id.
-        {s["LogicalResourceId"]: s["ResourceType"] for s in summaries if s["LogicalResourceId"]},
+        created(emulator, name),
     )
 
 
-def put_group_hooks(
-    emulator: Emulator, text: str, parameters: Mapping[str, str], deployed: Deployed
-) -> dict[str, list[dict[str, Any]]]:
-    """Puts each AutoScaling group's ``LifecycleHookSpecificationList`` of template ``text``
-    on the group the emulator created for it (it ignores that property). A group is found
-    by the output that names it (``!Ref`` of the group). Returns the hooks put, by group."""
+def created(emulator: Emulator, name: str) -> dict[str, str]:
+    """Logical id -> type of each resource the emulator created for stack ``name``."""
     from phoenix_salt.lab.stack import client
 
-    template = parse(text)
+    summaries = client(emulator, "cloudformation").list_stack_resources(StackName=name)[
+        "StackResourceSummaries"
+    ]
+    # The emulator lists a resource whose condition is false without a logical id.
+    return {s["LogicalResourceId"]: s["ResourceType"] for s in summaries if s["LogicalResourceId"]}
+
+
+def put_group_hooks(
+    emulator: Emulator,
+    template: Mapping[str, Any],
+    parameters: Mapping[str, str],
+    deployed: Deployed,
+) -> dict[str, list[dict[str, Any]]]:
+    """Puts each AutoScaling group's ``LifecycleHookSpecificationList`` of the ``parse``d
+    ``template`` on the group the emulator created for it (it ignores that property). A
+    group is found by the output that names it (``!Ref`` of the group). Returns the hooks
+    put, by group."""
+    from phoenix_salt.lab.stack import client
+
     values = {
         **parameter_values(template, parameters),
         "AWS::Region": REGION,

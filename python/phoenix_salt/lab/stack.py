@@ -10,14 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from phoenix_salt.lab.cloudformation import (
-    ACCOUNT,
-    Deployed,
-    deploy,
-    put_group_hooks,
-    template_text,
-)
+from phoenix_salt.lab.cloudformation import Deployed, deploy, parse, put_group_hooks, template_text
 from phoenix_salt.lab.emulator import REGION, Emulator
+from phoenix_salt.lab.messages import ACCOUNT
 from phoenix_salt.lab.metadata import lab_signer
 
 # The emulator's redelivery is as real as AWS's: a message not deleted comes back after the
@@ -105,7 +100,8 @@ def provision(emulator: Emulator, cluster: str, visibility_timeout: int = 10) ->
         # Tests and the demo throw the emulator away; nothing to protect.
         "TableDeletionProtection": "false",
     }
-    outputs = deploy(emulator, f"phoenix-{cluster}-data", template_text("data"), parameters).outputs
+    data = parse(template_text("data"))
+    outputs = deploy(emulator, f"phoenix-{cluster}-data", data, parameters).outputs
     return Stack(cluster, outputs["QueueUrl"], outputs["DeadLetterQueueUrl"], outputs)
 
 
@@ -128,7 +124,10 @@ def provision_compute(emulator: Emulator, stack: Stack, **parameters: str) -> Co
 
     cluster = stack.cluster
     network = deploy(
-        emulator, f"phoenix-{cluster}-network", template_text("network"), {"ClusterName": cluster}
+        emulator,
+        f"phoenix-{cluster}-network",
+        parse(template_text("network")),
+        {"ClusterName": cluster},
     )
     data = stack.outputs
     given = {
@@ -160,7 +159,7 @@ def provision_compute(emulator: Emulator, stack: Stack, **parameters: str) -> Co
         "PhoenixVersion": __version__,
         **parameters,
     }
-    text = template_text("compute")
-    compute = deploy(emulator, f"phoenix-{cluster}-compute", text, given)
-    hooks = put_group_hooks(emulator, text, given, compute)
+    template = parse(template_text("compute"))
+    compute = deploy(emulator, f"phoenix-{cluster}-compute", template, given)
+    hooks = put_group_hooks(emulator, template, given, compute)
     return Compute(network, compute, given, hooks)
