@@ -10,7 +10,9 @@ BIN := $(VENV)/bin
 SALT_REFERENCE := 3008.3
 SALT ?= $(SALT_REFERENCE)
 export CARGO_TARGET_DIR := $(CURDIR)/target
-# One Rust release build per `make test`: the wheel, `cargo test` and the benchmarks share it.
+# One Rust release build of the dependencies per `make test`: the wheel, `cargo test` and the
+# benchmarks share it (Cargo.toml's release profile and dev-dependencies say what keeps their
+# hashes equal); only this crate and PyO3 are compiled again for the wheel.
 CARGO_PROFILE := --release
 
 WHEEL_INPUTS := Cargo.toml Cargo.lock pyproject.toml $(shell find src python _engines _runners _beacons reactor cfn -type f -not -path '*/__pycache__/*' 2>/dev/null)
