@@ -459,11 +459,10 @@ def start():
             log.error("phoenix instance_manager cannot start: invalid configuration: %s", exc)
             time.sleep(CONFIG_ERROR_REPEAT_SECONDS)
 
-    settings = phoenix_config.as_dict(config)
     log.info(
         "phoenix instance_manager started for cluster %s (queue %s)",
         config.cluster,
-        settings["queue_url"],
+        config.queue_url,
     )
     stopping = threading.Event()
     # Set until a heartbeat fails; the pollers wait while it is clear.
@@ -473,8 +472,8 @@ def start():
         target=_heartbeat_loop,
         args=(
             engine,
-            settings["heartbeat_interval"],
-            settings["serve_timeout"],
+            config.heartbeat_interval,
+            config.serve_timeout,
             registry_reachable,
             stopping,
         ),
@@ -486,11 +485,11 @@ def start():
     pinned = queue.Queue()
     threading.Thread(
         target=_key_loop,
-        args=(config, settings["keys"]["reconcile_interval"], pinned, stopping),
+        args=(config, config.keys.reconcile_interval, pinned, stopping),
         name="phoenix-keys",
         daemon=True,
     ).start()
-    if settings["keys"]["trust"] == "identity_document":
+    if config.keys.trust == "identity_document":
         threading.Thread(
             target=_claim_loop,
             args=(engine, pinned, registry_reachable, stopping),
@@ -500,7 +499,7 @@ def start():
 
     threading.Thread(
         target=_highstate_loop,
-        args=(config, settings["highstate"]["check_interval"], stopping),
+        args=(config, config.highstate.check_interval, stopping),
         name="phoenix-highstate",
         daemon=True,
     ).start()
@@ -508,7 +507,7 @@ def start():
     # More than one long poll at a time: while one batch is applied (registry writes,
     # lifecycle completions), the next is already being received. Each poll releases the
     # GIL while it waits on AWS.
-    for number in range(2, settings["pollers"] + 1):
+    for number in range(2, config.pollers + 1):
         threading.Thread(
             target=_poll_loop,
             args=(engine, registry_reachable, stopping),

@@ -58,7 +58,11 @@ def _declarations() -> tuple[dict[str, Any], dict[str, ast.expr]]:
             returns[node.name] = node.returns
         elif isinstance(node, ast.ClassDef):
             for item in node.body:
-                if isinstance(item, ast.FunctionDef) and item.returns is not None:
+                if not isinstance(item, ast.FunctionDef) or item.returns is None:
+                    continue
+                # Properties are settings (Config and its sections), whose values
+                # tests/unit/test_config.py holds to the effective configuration.
+                if not any(ast.unparse(d) == "property" for d in item.decorator_list):
                     returns[f"{node.name}.{item.name}"] = item.returns
     return namespace, returns
 

@@ -5,21 +5,29 @@ from typing import Literal, NotRequired, TypeAlias, TypedDict, final
 
 __all__ = [
     "AwsError",
+    "AwsSettings",
+    "BeaconSettings",
     "ClaimError",
     "ClaimVerifier",
     "Config",
     "ConfigError",
     "ConflictError",
+    "DropInSettings",
     "Engine",
     "FirstHighstate",
+    "HighstateSettings",
     "InternalError",
     "KeyManager",
+    "KeySettings",
     "MasterFollower",
     "MessageError",
     "NotFoundError",
     "PhoenixError",
+    "ReplacementSettings",
+    "RetrySettings",
     "Session",
     "SnsReceiver",
+    "SnsSettings",
     "__version__",
     "claim_message",
     "enrolment_status",
@@ -71,6 +79,8 @@ _InstanceState: TypeAlias = Literal["launching", "running", "terminating", "term
 _EventKind: TypeAlias = Literal[
     "launching", "launched", "launch_failed", "terminating", "terminated", "terminate_failed"
 ]
+_KeyTrust: TypeAlias = Literal["identity_document", "first_key"]
+_MasterType: TypeAlias = Literal["str", "failover"]
 # How a message reached the queue.
 _Delivery: TypeAlias = Literal["direct", "sns", "event_bridge"]
 _LocalKeyState: TypeAlias = Literal["accepted", "pending", "rejected", "denied"]
@@ -82,6 +92,17 @@ _SnsType: TypeAlias = Literal["Notification", "SubscriptionConfirmation", "Unsub
 _RestartReason: TypeAlias = Literal[
     "current_master_left", "not_connected", "better_master", "master_joined", "every_master_left"
 ]
+
+# The configuration.
+class _IdentityCertificate(TypedDict):
+    # Where it comes from: AWS's bundle, or the configured file or setting.
+    name: str
+    # {"region": "eu-west-1"}, or "other_regions" for AWS's certificate of every region
+    # without one of its own.
+    serves: dict[str, str] | Literal["other_regions"]
+    subject: str
+    not_after: str
+    key_bits: int
 
 # The registry.
 class _TableDescription(TypedDict):
@@ -512,11 +533,221 @@ class _MinionConfig(TypedDict):
 
 @final
 class Config:
+    """The validated ``phoenix:`` block, every default filled in (docs/configuration.md)."""
+
     @staticmethod
-    def from_json(json: str) -> Config: ...
+    def from_json(json: str) -> Config:
+        """Validates the block given as JSON; raises ``ConfigError`` naming the bad key."""
+    def to_json(self) -> str:
+        """The effective configuration as a JSON document, for showing it whole."""
     @property
-    def cluster(self) -> str: ...
-    def to_json(self) -> str: ...
+    def cluster(self) -> str:
+        """The cluster's name: the partition key of every registry row."""
+    @property
+    def region(self) -> str | None:
+        """None: the SDK's chain (AWS_REGION, profile, instance metadata)."""
+    @property
+    def masters_table(self) -> str: ...
+    @property
+    def minions_table(self) -> str: ...
+    @property
+    def queue_url(self) -> str | None:
+        """The lifecycle events queue; the engine needs it."""
+    @property
+    def master_key_secret(self) -> str:
+        """Secrets Manager id of the masters' shared key pair."""
+    @property
+    def master_groups(self) -> list[str]: ...
+    @property
+    def minion_groups(self) -> list[str]: ...
+    @property
+    def pollers(self) -> int:
+        """Concurrent long polls of the events queue in each master's engine."""
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between two heartbeats of a master."""
+    @property
+    def master_stale_after(self) -> float:
+        """Seconds after the last heartbeat when a master leaves the live list."""
+    @property
+    def serve_timeout(self) -> float:
+        """Seconds salt-master has to answer the ping before each heartbeat."""
+    @property
+    def terminated_ttl(self) -> int:
+        """Seconds a terminated instance's row is kept."""
+    @property
+    def master_id(self) -> str | None:
+        """This master's instance id where there is no instance metadata."""
+    @property
+    def master_address(self) -> str | None:
+        """The address minions reach this master at, where there is no instance metadata."""
+    @property
+    def master_drain_time(self) -> float:
+        """Seconds a terminating master waits, out of the live list, before it goes."""
+    @property
+    def highstate_gating(self) -> bool:
+        """A new minion goes InService only once its first highstate succeeded."""
+    @property
+    def aws(self) -> AwsSettings: ...
+    @property
+    def keys(self) -> KeySettings: ...
+    @property
+    def drop_in(self) -> DropInSettings: ...
+    @property
+    def beacon(self) -> BeaconSettings: ...
+    @property
+    def highstate(self) -> HighstateSettings: ...
+    @property
+    def sns(self) -> SnsSettings: ...
+    @property
+    def replacement(self) -> ReplacementSettings: ...
+    @property
+    def retry(self) -> RetrySettings: ...
+
+@final
+class AwsSettings:
+    """``phoenix.aws``: timeouts and retries of every AWS client."""
+
+    @property
+    def connect_timeout(self) -> float: ...
+    @property
+    def attempt_timeout(self) -> float: ...
+    @property
+    def operation_timeout(self) -> float: ...
+    @property
+    def max_attempts(self) -> int: ...
+
+@final
+class KeySettings:
+    """``phoenix.keys``: how the masters manage minion keys."""
+
+    @property
+    def reconcile_interval(self) -> float: ...
+    @property
+    def unmanaged(self) -> list[str]:
+        """Exact minion ids whose keys Phoenix never touches."""
+    @property
+    def require_group(self) -> bool: ...
+    @property
+    def verify_autoscaling(self) -> bool: ...
+    @property
+    def enrolment_window(self) -> float: ...
+    @property
+    def claim_queue_url(self) -> str | None: ...
+    @property
+    def account_id(self) -> str | None: ...
+    @property
+    def trust(self) -> _KeyTrust:
+        """On whose word a minion's key is pinned."""
+    @property
+    def identity_certificates(self) -> list[_IdentityCertificate]:
+        """AWS's bundled certificates, then the configured ones."""
+
+@final
+class DropInSettings:
+    """``phoenix.drop_in``: the Salt options of the minion drop-in, and where it lives."""
+
+    @property
+    def path(self) -> str | None:
+        """None: ``minion.d/phoenix-masters.conf`` beside the minion's config file."""
+    @property
+    def master_type(self) -> _MasterType: ...
+    @property
+    def master_port(self) -> int: ...
+    @property
+    def publish_port(self) -> int | None: ...
+    @property
+    def master_alive_interval(self) -> int: ...
+    @property
+    def master_tries(self) -> int: ...
+    @property
+    def master_failback(self) -> bool: ...
+    @property
+    def master_failback_interval(self) -> int: ...
+    @property
+    def retry_dns(self) -> int: ...
+    @property
+    def auth_timeout(self) -> int: ...
+    @property
+    def auth_tries(self) -> int: ...
+    @property
+    def tcp_keepalive(self) -> bool: ...
+    @property
+    def tcp_keepalive_idle(self) -> int: ...
+    @property
+    def tcp_keepalive_cnt(self) -> int: ...
+    @property
+    def tcp_keepalive_intvl(self) -> int: ...
+
+@final
+class BeaconSettings:
+    """``phoenix.beacon``: how a minion follows the live masters."""
+
+    @property
+    def refresh_interval(self) -> float: ...
+    @property
+    def restart_command(self) -> list[str] | None:
+        """None: Salt's ``service.restart <restart_service>`` with ``no_block=True``."""
+    @property
+    def restart_service(self) -> str: ...
+    @property
+    def restart_jitter(self) -> float: ...
+    @property
+    def restart_splay(self) -> float: ...
+    @property
+    def min_restart_interval(self) -> float: ...
+
+@final
+class HighstateSettings:
+    """``phoenix.highstate``: how the masters run every new minion's first highstate."""
+
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def retry_delay(self) -> float: ...
+    @property
+    def retry_max_delay(self) -> float: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def check_interval(self) -> float: ...
+    @property
+    def lifecycle_heartbeat_interval(self) -> float: ...
+
+@final
+class SnsSettings:
+    """``phoenix.sns``: SNS push delivery through salt-api's webhook."""
+
+    @property
+    def topics(self) -> list[str]: ...
+    @property
+    def cert_hosts(self) -> list[str]: ...
+    @property
+    def max_age(self) -> float: ...
+    @property
+    def ca_bundle(self) -> str | None: ...
+
+@final
+class ReplacementSettings:
+    """``phoenix.replacement``: when the live masters report a silent peer."""
+
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def replace_after(self) -> float: ...
+    @property
+    def launch_grace(self) -> float: ...
+    @property
+    def max_in_flight(self) -> int: ...
+
+@final
+class RetrySettings:
+    """``phoenix.retry``: when a message that failed on a passing error is tried again."""
+
+    @property
+    def first_delay(self) -> float: ...
+    @property
+    def max_delay(self) -> float: ...
 
 @final
 class Session:

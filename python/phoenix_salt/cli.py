@@ -474,25 +474,24 @@ def _minion_config(args: argparse.Namespace) -> int:
     from phoenix_salt import _core, config, follow, saltconf
 
     opts = saltconf.read(args.config)
-    settings_config = config.load(opts)
-    settings = config.as_dict(settings_config)
+    settings = config.load(opts)
     minion_id = _minion_id(args, opts)
     if minion_id is None:
         return _missing_id(args)
     opts.setdefault("conf_file", str(args.config))
     claimed = None
-    if settings["keys"]["trust"] == "identity_document" and not args.no_claim:
-        claimed = _send_claim(args, settings_config, minion_id)
+    if settings.keys.trust == "identity_document" and not args.no_claim:
+        claimed = _send_claim(args, settings, minion_id)
         if not args.json:
             print(f"claimed key {claimed['fingerprint']} for {claimed['instance_id']}")
         claimed["accepted_by"] = _wait_until_accepted(
-            settings_config, minion_id, claimed["fingerprint"], min(args.wait, ACCEPT_WAIT)
+            settings, minion_id, claimed["fingerprint"], min(args.wait, ACCEPT_WAIT)
         )
     path = follow.drop_in_path(settings, opts)
     result = _retrying(
         "a live master",
         lambda: _core.write_minion_config(
-            settings_config,
+            settings,
             minion_id,
             path,
             follow.own_master(settings, minion_id),

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from phoenix_salt._core import MasterFollower
+    from phoenix_salt._core import BeaconSettings, Config, MasterFollower
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ RESTART_COMMAND_TIMEOUT_SECONDS = 120.0
 @dataclass
 class _Entry:
     key: str
-    settings: dict[str, Any]
+    config: Config
     follower: MasterFollower
 
 
@@ -52,20 +52,20 @@ def default_drop_in_path(opts: Mapping[str, Any]) -> str:
     return os.path.join(os.path.dirname(str(conf_file)), "minion.d", DROP_IN_NAME)
 
 
-def drop_in_path(settings: Mapping[str, Any], opts: Mapping[str, Any]) -> str:
+def drop_in_path(config: Config, opts: Mapping[str, Any]) -> str:
     """``phoenix.drop_in.path``, else the default beside the minion's config file."""
-    return str(settings["drop_in"].get("path") or default_drop_in_path(opts))
+    return config.drop_in.path or default_drop_in_path(opts)
 
 
-def own_master(settings: Mapping[str, Any], minion_id: str) -> str:
+def own_master(config: Config, minion_id: str) -> str:
     """The master a minion runs beside, which it puts first while that master is live:
     ``phoenix.master_id`` where set, else the minion's own id (minion ids are instance ids,
     so a master's minion has its master's id)."""
-    return str(settings.get("master_id") or minion_id)
+    return config.master_id or minion_id
 
 
-def follower_for(opts: Mapping[str, Any]) -> tuple[MasterFollower, dict[str, Any]]:
-    """This minion's follower and its effective ``phoenix:`` settings, made on first use and
+def follower_for(opts: Mapping[str, Any]) -> tuple[MasterFollower, Config]:
+    """This minion's follower and its validated ``phoenix:`` block, made on first use and
     made again when the ``phoenix:`` block, the minion id or the config file changes.
 
     Raises ``phoenix_salt.ConfigError`` for an invalid block.
@@ -84,22 +84,21 @@ def follower_for(opts: Mapping[str, Any]) -> tuple[MasterFollower, dict[str, Any
     with _LOCK:
         entry = _ENTRIES.get(minion_id)
         if entry is not None and entry.key == key:
-            return entry.follower, entry.settings
+            return entry.follower, entry.config
         config = phoenix_config.load(opts, opts.get("pillar"))
-        settings = phoenix_config.as_dict(config)
         follower = _core.MasterFollower(
-            config, minion_id, drop_in_path(settings, opts), own_master(settings, minion_id)
+            config, minion_id, drop_in_path(config, opts), own_master(config, minion_id)
         )
         if entry is not None:
             log.info("phoenix: the beacon's settings changed; following with the new ones")
             # Failures of the replaced follower's restarts can no longer be reported by it.
             _RESTART_FAILURES[:] = [f for f in _RESTART_FAILURES if f[0] is not entry.follower]
-        _ENTRIES[minion_id] = _Entry(key, settings, follower)
-        return follower, settings
+        _ENTRIES[minion_id] = _Entry(key, config, follower)
+        return follower, config
 
 
 def running_masters(
-    opts: Mapping[str, Any], settings: Mapping[str, Any] | None = None
+    opts: Mapping[str, Any], config: Config | None = None
 ) -> tuple[str | None, list[str]]:
     """The master the running minion is connected to (a ``str`` minion: its first master),
     and the list it loaded.
@@ -114,8 +113,8 @@ def running_masters(
     drop-in (``loaded_masters``); empty when that is not known.
     """
     master = opts.get("master")
-    if settings is not None and settings["drop_in"]["master_type"] == "str":
-        loaded = loaded_masters(drop_in_path(settings, opts))
+    if config is not None and config.drop_in.master_type == "str":
+        loaded = loaded_masters(drop_in_path(config, opts))
         return (master if isinstance(master, str) else None), loaded or []
     listed = opts.get("master_list")
     if isinstance(master, str):
@@ -171,25 +170,25 @@ def _process_started() -> float:
 
 def check(opts: Mapping[str, Any], salt: Mapping[str, Callable[..., Any]] | None) -> list[dict]:
     """One beacon run: the events for Salt to fire, after carrying out a due restart."""
-    follower, settings = follower_for(opts)
+    follower, config = follower_for(opts)
     events: list[dict] = []
     with _LOCK:
         failures = [error for owner, error in _RESTART_FAILURES if owner is follower]
         _RESTART_FAILURES[:] = [f for f in _RESTART_FAILURES if f[0] is not follower]
     for error in failures:
         events.append(follower.restart_failed(error))
-    master, masters = running_masters(opts, settings)
+    master, masters = running_masters(opts, config)
     found, restart = follower.check(master, masters)
     events.extend(found)
     if restart is not None:
-        error = restart_minion(settings["beacon"], salt, follower)
+        error = restart_minion(config.beacon, salt, follower)
         if error is not None:
             events.append(follower.restart_failed(error))
     return events
 
 
 def restart_minion(
-    beacon: Mapping[str, Any],
+    beacon: BeaconSettings,
     salt: Mapping[str, Callable[..., Any]] | None,
     follower: MasterFollower,
 ) -> str | None:
@@ -202,10 +201,10 @@ def restart_minion(
     minion; Salt's ``minion.restart`` is not (from the main loop its kill step times out
     and the minion stops without coming back).
     """
-    command = beacon.get("restart_command")
+    command = beacon.restart_command
     if command:
         return _start_command(command, follower)
-    service = beacon["restart_service"]
+    service = beacon.restart_service
     restart = salt.get("service.restart") if salt is not None else None
     if restart is None:
         return (

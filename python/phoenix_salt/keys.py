@@ -107,13 +107,11 @@ class Reconciler:
     ) -> None:
         import phoenix_salt
         from phoenix_salt import _core
-        from phoenix_salt import config as phoenix_config
 
         self.opts = opts
         self.wheel = wheel
         self.fire = fire
         self.manager = manager or _core.KeyManager(config, pki_dir(opts))
-        settings = phoenix_config.as_dict(config)
         # Who pins and who holds keys, in the registry's words: the master's instance id
         # (the live list's), from the config or the instance metadata.
         try:
@@ -127,7 +125,7 @@ class Reconciler:
                 self.master,
             )
         # On whose word keys are pinned: identity_document (a claim) or first_key.
-        self.trust = str(settings["keys"]["trust"])
+        self.trust = config.keys.trust
         self._reported: set[tuple[str, str]] = set()
         self._held: dict[str, str] = {}
 

@@ -71,7 +71,7 @@ def bootstrap(opts: Mapping[str, Any], replace_local_key: bool = False) -> dict[
             seeded.append(action["id"])
     return {
         "key_pair": pair["origin"],
-        "secret": phoenix_config.as_dict(config)["master_key_secret"],
+        "secret": config.master_key_secret,
         "installed": installed,
         "pki_dir": pki_dir,
         "pre_seeded": seeded,

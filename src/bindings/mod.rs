@@ -26,7 +26,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
-    m.add_class::<config::Config>()?;
+    config::register(m)?;
     m.add_class::<session::Session>()?;
     m.add_class::<engine::Engine>()?;
     m.add_class::<keys::KeyManager>()?;

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import inspect
+import json
+from typing import Any
 
 import pytest
 
@@ -11,12 +14,64 @@ from phoenix_salt import config
 
 
 def test_defaults_are_filled_in() -> None:
-    effective = config.as_dict(config.load({"phoenix": {"cluster": "prod"}}))
-    assert effective["masters_table"] == "phoenix-prod-masters"
-    assert effective["minions_table"] == "phoenix-prod-minions"
-    assert effective["master_key_secret"] == "phoenix/prod/master-key"  # noqa: S105 - a secret's name
-    assert effective["heartbeat_interval"] == 5.0
-    assert effective["aws"]["attempt_timeout"] > 20
+    loaded = config.load({"phoenix": {"cluster": "prod"}})
+    assert loaded.masters_table == "phoenix-prod-masters"
+    assert loaded.minions_table == "phoenix-prod-minions"
+    assert loaded.master_key_secret == "phoenix/prod/master-key"  # noqa: S105 - a secret's name
+    assert loaded.heartbeat_interval == 5.0
+    assert loaded.aws.attempt_timeout > 20
+    assert loaded.keys.trust == "identity_document"
+    assert loaded.drop_in.master_type == "str"
+    assert loaded.drop_in.path is None
+    assert loaded.beacon.restart_command is None
+
+
+def _settings(cls: type) -> list[str]:
+    """The names of a settings class's properties (PyO3 getters)."""
+    return [name for name in dir(cls) if inspect.isgetsetdescriptor(getattr(cls, name))]
+
+
+def _plain(value: Any) -> Any:
+    """A Config or section as the nested dict its properties make."""
+    if type(value).__module__ == "phoenix_salt._core":
+        return {name: _plain(getattr(value, name)) for name in _settings(type(value))}
+    return value
+
+
+def test_every_setting_is_a_property_of_the_type_it_has_in_json() -> None:
+    """Python reads settings as properties, never by string key: every setting of the
+    effective configuration (to_json, which the `phoenix.config` runner shows) must be one,
+    with the same value and, for numbers, the same kind (an int where JSON has an int)."""
+    loaded = config.load(
+        {
+            "phoenix": {
+                "cluster": "prod",
+                "queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/q",
+                "master_id": "i-0a00000000000a001",
+                "keys": {"unmanaged": ["salt-syndic"], "trust": "first_key"},
+                "beacon": {"restart_command": ["systemctl", "restart", "salt-minion"]},
+                "drop_in": {"path": "/etc/salt/minion.d/p.conf", "publish_port": 4505},
+            }
+        }
+    )
+    effective = json.loads(loaded.to_json())
+    assert _plain(loaded) == effective
+
+    def kinds(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: kinds(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [kinds(item) for item in value]
+        return type(value).__name__
+
+    assert kinds(_plain(loaded)) == kinds(effective)
+    # Every section is a class of its own, exported by the module.
+    for name in ("aws", "keys", "drop_in", "beacon", "highstate", "sns", "replacement", "retry"):
+        section = type(getattr(loaded, name))
+        assert section.__module__ == "phoenix_salt._core"
+        assert section.__name__ in phoenix_salt._core.__all__
+    with pytest.raises(AttributeError):
+        loaded.heartbeat_intervall  # type: ignore[attr-defined]  # noqa: B018
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,18 @@ from typing import Any
 import pytest
 
 from phoenix_salt import ConfigError, follow
+from phoenix_salt import config as phoenix_config
+from phoenix_salt._core import BeaconSettings, Config
 
 BLOCK = {"cluster": "test", "region": "us-east-1"}
+
+
+def _config(**drop_in: str) -> Config:
+    return phoenix_config.load({"phoenix": {**BLOCK, "drop_in": drop_in}})
+
+
+def _beacon(**beacon: Any) -> BeaconSettings:
+    return phoenix_config.load({"phoenix": {**BLOCK, "beacon": beacon}}).beacon
 
 
 def _opts(tmp_path: Path, **extra: Any) -> dict[str, Any]:
@@ -51,8 +61,8 @@ def _drop_in(path: Path, masters: list[str]) -> None:
 
 
 def test_a_str_minion_loaded_the_drop_in_it_had_when_it_started(tmp_path: Path) -> None:
-    settings = {"drop_in": {"master_type": "str", "path": str(tmp_path / "minion.d" / "a.conf")}}
-    path = Path(settings["drop_in"]["path"])
+    path = tmp_path / "minion.d" / "a.conf"
+    settings = _config(master_type="str", path=str(path))
     _drop_in(path, ["10.0.0.2", "10.0.0.1"])
     # Written before this process started, as user data writes it before salt-minion starts.
     started = follow._process_started()
@@ -73,12 +83,12 @@ def test_a_str_minion_whose_drop_in_changed_after_it_started_loaded_an_unknown_l
     # Rewritten well after this process started.
     later = follow._process_started() + 60
     os.utime(changed, (later, later))
-    settings = {"drop_in": {"master_type": "str", "path": str(changed)}}
+    settings = _config(master_type="str", path=str(changed))
     assert follow.running_masters({"master": "10.0.0.1"}, settings) == ("10.0.0.1", [])
-    missing = {"drop_in": {"master_type": "str", "path": str(tmp_path / "none" / "a.conf")}}
+    missing = _config(master_type="str", path=str(tmp_path / "none" / "a.conf"))
     assert follow.running_masters({"master": "10.0.0.1"}, missing) == ("10.0.0.1", [])
     # Failover minions are read from Salt's options as before.
-    failover = {"drop_in": {"master_type": "failover", "path": str(changed)}}
+    failover = _config(master_type="failover", path=str(changed))
     assert follow.running_masters({"master": "10.0.0.9"}, failover) == ("10.0.0.9", ["10.0.0.9"])
 
 
@@ -87,11 +97,11 @@ def test_the_follower_is_made_once_and_again_when_the_block_changes(tmp_path: Pa
     first, settings = follow.follower_for(opts)
     assert follow.follower_for(dict(opts))[0] is first
     assert first.drop_in_path == str(tmp_path / "minion.d" / "phoenix-masters.conf")
-    assert settings["beacon"]["refresh_interval"] == 10
+    assert settings.beacon.refresh_interval == 10
     opts["phoenix"]["beacon"] = {"refresh_interval": 30}
     second, settings = follow.follower_for(opts)
     assert second is not first
-    assert settings["beacon"]["refresh_interval"] == 30
+    assert settings.beacon.refresh_interval == 30
 
 
 def test_the_block_may_come_from_pillar_and_errors_name_the_key(tmp_path: Path) -> None:
@@ -124,7 +134,9 @@ def test_a_restart_command_runs_detached_and_a_failure_is_reported(tmp_path: Pat
     follower, _ = follow.follower_for(_opts(tmp_path))
     marker = tmp_path / "restarted"
     assert (
-        follow.restart_minion({"restart_command": ["sh", "-c", f"touch {marker}"]}, None, follower)
+        follow.restart_minion(
+            _beacon(restart_command=["sh", "-c", f"touch {marker}"]), None, follower
+        )
         is None
     )
     deadline = time.monotonic() + 10
@@ -133,7 +145,7 @@ def test_a_restart_command_runs_detached_and_a_failure_is_reported(tmp_path: Pat
     assert marker.exists()
     assert _failures(follower, timeout=0.5) == []
 
-    failing = {"restart_command": ["sh", "-c", "echo nope >&2; exit 3"]}
+    failing = _beacon(restart_command=["sh", "-c", "echo nope >&2; exit 3"])
     assert follow.restart_minion(failing, None, follower) is None
     (failure,) = _failures(follower)
     assert "exited with 3" in failure and "nope" in failure
@@ -141,7 +153,8 @@ def test_a_restart_command_runs_detached_and_a_failure_is_reported(tmp_path: Pat
     event = follower.restart_failed(failure)
     assert event["tag"] == "problem" and "exited with 3" in event["error"]
 
-    error = follow.restart_minion({"restart_command": [str(tmp_path / "missing")]}, None, follower)
+    missing = _beacon(restart_command=[str(tmp_path / "missing")])
+    error = follow.restart_minion(missing, None, follower)
     assert error is not None and "missing" in error
 
 
@@ -150,7 +163,7 @@ def test_the_default_restart_is_salts_service_restart_without_blocking(tmp_path:
     makes it safe from inside the minion) with a stand-in; the next test uses Salt's own
     service module."""
     follower, _ = follow.follower_for(_opts(tmp_path))
-    beacon = {"restart_command": None, "restart_service": "salt-minion"}
+    beacon = _beacon(restart_service="salt-minion")
     calls = []
 
     def restart(name: str, no_block: bool = False) -> bool:
@@ -175,7 +188,7 @@ def test_without_systemd_salts_own_service_restart_fails_with_a_clear_error(
     opts.update({"file_client": "local", "cachedir": str(tmp_path / "cache")})
     functions = salt.loader.minion_mods(opts)
     follower, _ = follow.follower_for(_opts(tmp_path))
-    beacon = {"restart_command": None, "restart_service": "phoenix-no-such-service"}
+    beacon = _beacon(restart_service="phoenix-no-such-service")
     error = follow.restart_minion(beacon, functions, follower)
     assert error is not None
     assert "service.restart" in error or "restart_command" in error
