@@ -11,14 +11,17 @@ use super::convert::to_python;
 use crate::config::PhoenixConfig;
 
 /// A frozen class wrapping one validated settings struct. Plain fields (numbers, strings,
-/// lists, optionals) are cloned out; `python` fields (enums and records) cross as what
-/// `json.loads` gives for their serde form; `sections` are the nested settings classes.
+/// lists, optionals) are cloned out; `names` (enums) cross as the string an operator writes,
+/// without a JSON round trip (the beacon reads `drop_in.master_type` every second);
+/// `python` fields (records) cross as what `json.loads` gives for their serde form;
+/// `sections` are the nested settings classes.
 macro_rules! settings_class {
     (
         $(#[$meta:meta])*
         $class:ident($inner:ty) {
             $($field:ident: $ty:ty),* $(,)?
         }
+        $(names { $($name:ident),* $(,)? })?
         $(python { $($python:ident),* $(,)? })?
         $(sections { $($section:ident: $section_class:ident),* $(,)? })?
         $(methods { $($methods:tt)* })?
@@ -37,6 +40,12 @@ macro_rules! settings_class {
                     self.inner.$field.clone()
                 }
             )*
+            $($(
+                #[getter]
+                fn $name(&self) -> &'static str {
+                    self.inner.$name.as_str()
+                }
+            )*)?
             $($(
                 #[getter]
                 fn $python<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -82,7 +91,8 @@ settings_class! {
         claim_queue_url: Option<String>,
         account_id: Option<String>,
     }
-    python { trust, identity_certificates }
+    names { trust }
+    python { identity_certificates }
 }
 
 settings_class! {
@@ -103,7 +113,7 @@ settings_class! {
         tcp_keepalive_cnt: u32,
         tcp_keepalive_intvl: u32,
     }
-    python { master_type }
+    names { master_type }
 }
 
 settings_class! {

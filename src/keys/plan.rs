@@ -124,6 +124,16 @@ pub enum KeyTrust {
     FirstKey,
 }
 
+impl KeyTrust {
+    /// The setting's value, as an operator writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyTrust::IdentityDocument => "identity_document",
+            KeyTrust::FirstKey => "first_key",
+        }
+    }
+}
+
 /// What the operator told Phoenix about keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyPolicy {
