@@ -578,6 +578,7 @@ class Demo:
             detected_and_answered,
             180,
             f"{master.name} to leave the live list and every minion to answer",
+            explain=lambda: f"seen: {sorted(seen)}; the last probe: {self.unreached()}",
         )
         moved = ""
         if self.hot and first_of:
@@ -585,17 +586,24 @@ class Demo:
             # restart within the splay, so that their beacons (and salt-call) run through a
             # live master. The broken master's own minion may be gone with its instance
             # (AutoScaling replaced it) before it restarted: it is not waited for then.
+            waiting: list[str] = []
+
+            def moved_and_answered() -> bool:
+                waiting[:] = [
+                    i
+                    for i, n in first_of.items()
+                    if i in self.followers() and len(followers[i].restarts()) <= n
+                ]
+                return not waiting and self.every_minion_answers()
+
             self.wait(
-                lambda: (
-                    all(
-                        len(followers[i].restarts()) > n
-                        for i, n in first_of.items()
-                        if i in self.followers()
-                    )
-                    and self.every_minion_answers()
-                ),
+                moved_and_answered,
                 180,
                 f"the {len(first_of)} minion(s) whose first master it was to restart",
+                explain=lambda: (
+                    f"not restarted since the break: {', '.join(waiting) or 'none'}; "
+                    f"the last probe: {self.unreached()}"
+                ),
             )
             still = sum(1 for i in first_of if i in self.followers())
             moved = (
@@ -640,7 +648,12 @@ class Demo:
             180,
             f"the replacement {new_id} to boot and register once salt-master serves",
         )
-        self.wait(self.spread, 180, "every minion to be on every live master again")
+        self.wait(
+            self.spread,
+            180,
+            "every minion to be on every live master again",
+            explain=self._spread_explained,
+        )
         replaced = time.monotonic() - begun
         master, result = self.masters[new_id], self.booted[new_id]
         pending = len(master.keys()["minions_pre"])
@@ -808,7 +821,7 @@ class Demo:
         return f"every minion answers through {names}"
 
     def wait_every_minion_answers(self, begun: float) -> float:
-        self.wait(self.every_minion_answers, 180, "every minion to answer")
+        self.wait(self.every_minion_answers, 180, "every minion to answer", explain=self.unreached)
         return time.monotonic() - begun
 
     def spread(self) -> bool:
@@ -826,6 +839,19 @@ class Demo:
             for minion_id, minion in self.minions.items()
         )
 
+    def _spread_explained(self) -> str:
+        """Why ``spread`` is not true yet, for a timeout's message."""
+        live = sorted(m.interface for m in self.live_masters())
+        elsewhere = [
+            f"{i} lists {minion.drop_in_masters()}"
+            for i, minion in self.minions.items()
+            if self.hot and sorted(minion.drop_in_masters() or []) != live
+        ]
+        return (
+            f"live masters {live}; drop-ins that list others: {'; '.join(elsewhere) or 'none'}; "
+            f"the last probe: {self.unreached()}"
+        )
+
     def census(self) -> Census:
         if self.cluster is None:
             return Census()
@@ -839,8 +865,16 @@ class Demo:
         restarts = tuple(sorted((i, len(m.restarts())) for i, m in self.followers().items()))
         return Census(frozenset(accepted), done, restarts)
 
-    def wait(self, condition: Callable[[], object], timeout: float, what: str) -> object:
-        """``wait_for``, saying every ``PROGRESS_EVERY`` seconds that it still waits."""
+    def wait(
+        self,
+        condition: Callable[[], object],
+        timeout: float,
+        what: str,
+        explain: Callable[[], str] | None = None,
+    ) -> object:
+        """``wait_for``, saying every ``PROGRESS_EVERY`` seconds that it still waits. On a
+        timeout, ``explain`` says what the condition saw last (which minion, which master),
+        so that a failure on a loaded machine can be told from a broken fleet."""
         said = [0.0]
 
         def progress(waited: float) -> None:
@@ -848,7 +882,12 @@ class Demo:
                 said[0] = waited
                 self.timeline.say(f"  ... waiting {waited:.0f} s for {what}")
 
-        return wait_for(condition, timeout, what, interval=0.5, on_wait=progress)
+        try:
+            return wait_for(condition, timeout, what, interval=0.5, on_wait=progress)
+        except TimeoutError as exc:
+            if explain is None:
+                raise
+            raise TimeoutError(f"{exc}; {explain()}") from None
 
     def _wait_for_live_masters(self, what: str) -> None:
         """Until the registry lists as many live masters as the masters' group should have."""
