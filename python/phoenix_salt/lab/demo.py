@@ -829,9 +829,7 @@ class Demo:
         drop-in lists them all), or (failover) answering through the master listed first."""
         if self.hot:
             live = sorted(m.interface for m in self.live_masters())
-            return self.every_minion_answers() and all(
-                sorted(minion.drop_in_masters() or []) == live for minion in self.minions.values()
-            )
+            return self.every_minion_answers() and not self._listing_others(live)
         through = self.answering()
         return all(
             minion_id in through
@@ -839,14 +837,18 @@ class Demo:
             for minion_id, minion in self.minions.items()
         )
 
+    def _listing_others(self, live: list[str]) -> list[str]:
+        """The group minions whose drop-in does not list exactly the ``live`` interfaces
+        (sorted), each as "<id> lists <its list>"."""
+        listed = {i: minion.drop_in_masters() for i, minion in self.minions.items()}
+        return [
+            f"{i} lists {masters}" for i, masters in listed.items() if sorted(masters or []) != live
+        ]
+
     def _spread_explained(self) -> str:
         """Why ``spread`` is not true yet, for a timeout's message."""
         live = sorted(m.interface for m in self.live_masters())
-        elsewhere = [
-            f"{i} lists {minion.drop_in_masters()}"
-            for i, minion in self.minions.items()
-            if self.hot and sorted(minion.drop_in_masters() or []) != live
-        ]
+        elsewhere = self._listing_others(live) if self.hot else []
         return (
             f"live masters {live}; drop-ins that list others: {'; '.join(elsewhere) or 'none'}; "
             f"the last probe: {self.unreached()}"
