@@ -74,14 +74,10 @@ pub fn plan_key_actions<'py>(
     unmanaged: Vec<String>,
     trust: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let trust = match trust {
-        "identity_document" => KeyTrust::IdentityDocument,
-        "first_key" => KeyTrust::FirstKey,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "unknown trust {other:?}: identity_document or first_key"
-            )))
-        }
+    let Some(trust) = KeyTrust::named(trust) else {
+        return Err(PyValueError::new_err(format!(
+            "unknown trust {trust:?}: identity_document or first_key"
+        )));
     };
     let registry = registry
         .into_iter()

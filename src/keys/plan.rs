@@ -132,6 +132,13 @@ impl KeyTrust {
             KeyTrust::FirstKey => "first_key",
         }
     }
+
+    /// The trust an operator's word names, if any.
+    pub fn named(name: &str) -> Option<Self> {
+        [KeyTrust::IdentityDocument, KeyTrust::FirstKey]
+            .into_iter()
+            .find(|trust| trust.as_str() == name)
+    }
 }
 
 /// What the operator told Phoenix about keys.

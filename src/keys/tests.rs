@@ -673,3 +673,12 @@ fn inputs_deserialize_from_the_registry_and_salt_words() {
         ["minions", "minions_rejected", "minions_denied"]
     );
 }
+
+#[test]
+fn a_trust_is_named_as_serde_writes_it_and_read_back_from_that_name() {
+    for trust in [KeyTrust::IdentityDocument, KeyTrust::FirstKey] {
+        assert_eq!(json!(trust), json!(trust.as_str()));
+        assert_eq!(KeyTrust::named(trust.as_str()), Some(trust));
+    }
+    assert_eq!(KeyTrust::named("first-key"), None);
+}
