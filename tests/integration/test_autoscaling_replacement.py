@@ -110,7 +110,12 @@ def test_a_hung_master_is_reported_once_and_autoscaling_replaces_it(
             120,
             "the replacement to serve",
         )
-        demo.wait(demo.every_minion_answers, 120, "every master to reach every minion")
+        demo.wait(
+            demo.reach().complete,
+            120,
+            "every master to reach every minion",
+            explain=demo.unreached,
+        )
 
         # Reported once, by one of the two live masters; nobody else was.
         _reported_alone(demo, first, hung_id)

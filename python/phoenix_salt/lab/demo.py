@@ -43,6 +43,7 @@ from phoenix_salt.lab.first_ping import FirstPings
 from phoenix_salt.lab.fleet import Fleet, Instance
 from phoenix_salt.lab.lifecycle_actions import LifecycleActions
 from phoenix_salt.lab.processes import interrupt_on_sigterm, stop_all, wait_for
+from phoenix_salt.lab.reach import PROBE_TIMEOUT, Reach
 from phoenix_salt.lab.salt import SaltMaster, SaltMinion
 from phoenix_salt.lab.stack import Stack, client, provision
 from phoenix_salt.reactor import reactor_config
@@ -52,10 +53,6 @@ CLUSTER = "demo"
 KEY_CHANGED = "The master key has changed"
 # How often a long wait says it is still waiting.
 PROGRESS_EVERY = 10.0
-# Seconds each ``salt '*' test.ping`` of a probe waits for answers (``-t``). Short, as the
-# waits probe again and again until a bound; a check made once waits longer (see
-# tests/e2e/test_fleet.py).
-PROBE_TIMEOUT = 3
 # The daemons' phoenix.replacement: a master silent for 20 s (twice master_stale_after) is
 # reported to AutoScaling; launches are not judged for their first 30 s.
 REPLACEMENT = {"replace_after": 20, "launch_grace": 30}
@@ -222,6 +219,7 @@ class Demo:
         # When the demo broke each master (time.monotonic(), just before the signal), by
         # instance id: the zero of bench/replacement's timings.
         self.broken_at: dict[str, float] = {}
+        self._last_reach: Reach | None = None  # what ``unreached`` explains
         # What `phoenix master-bootstrap` did on each replacement master, by instance id.
         self.booted: dict[str, dict[str, Any]] = {}
         # More environment for the first masters, by number (1, 2, ...), set before
@@ -562,6 +560,7 @@ class Demo:
         minion."""
         session = self.session()
         seen: dict[str, float] = {}
+        reach = self.reach()
 
         def detected_and_answered() -> bool:
             # Both clocks run at once: with minions on every master the fleet answers
@@ -570,7 +569,7 @@ class Demo:
                 m["instance_id"] for m in session.live_masters()
             }:
                 seen["detect"] = time.monotonic() - begun
-            if "answer" not in seen and self.every_minion_answers():
+            if "answer" not in seen and reach.complete():
                 seen["answer"] = time.monotonic() - begun
             return len(seen) == 2
 
@@ -587,6 +586,7 @@ class Demo:
             # live master. The broken master's own minion may be gone with its instance
             # (AutoScaling replaced it) before it restarted: it is not waited for then.
             waiting: list[str] = []
+            moved_reach = self.reach()
 
             def moved_and_answered() -> bool:
                 waiting[:] = [
@@ -594,7 +594,7 @@ class Demo:
                     for i, n in first_of.items()
                     if i in self.followers() and len(followers[i].restarts()) <= n
                 ]
-                return not waiting and self.every_minion_answers()
+                return not waiting and moved_reach.complete()
 
             self.wait(
                 moved_and_answered,
@@ -648,8 +648,9 @@ class Demo:
             180,
             f"the replacement {new_id} to boot and register once salt-master serves",
         )
+        spread = self.reach()
         self.wait(
-            self.spread,
+            lambda: self.spread(spread),
             180,
             "every minion to be on every live master again",
             explain=self._spread_explained,
@@ -760,15 +761,19 @@ class Demo:
                 through.setdefault(minion, master)
         return through
 
+    def reach(self, timeout: int = PROBE_TIMEOUT) -> Reach:
+        """A new record of which live master reached which minion, for a wait to probe
+        until it is complete (see lab/reach.py); ``unreached`` explains the last one made.
+        ``timeout``: the ``salt -t`` of each of its probes."""
+        reach = Reach(self.live_masters, self._everyone, self._daemon, self.hot, timeout)
+        self._last_reach = reach
+        return reach
+
     def every_minion_answers(self, timeout: int = PROBE_TIMEOUT) -> bool:
-        """Minions on every master: every live master reaches every minion, the masters'
-        own minions included. Failover: every minion answers through some live master.
-        ``timeout``: the ``salt -t`` of each probe (see ``PROBE_TIMEOUT``)."""
-        everyone = self._everyone()
-        reached = self.reached(timeout)
-        if self.hot:
-            return bool(reached) and all(everyone <= got for got in reached.values())
-        return everyone <= set().union(*reached.values())
+        """One probe of every pair at once. Minions on every master: every live master
+        reaches every minion, the masters' own minions included. Failover: every minion
+        answers through some live master."""
+        return self.reach(timeout).complete()
 
     def _everyone(self) -> set[str]:
         """Every minion that should answer: the group's, the references, and the masters'
@@ -776,33 +781,20 @@ class Demo:
         own = {i for i, m in list(self.own_minions.items()) if m.process.running()}
         return {*self.minions, *self.natives, *self.hot_minions, *own}
 
+    def _daemon(self, minion_id: str) -> SaltMinion | None:
+        return {**self.natives, **self.hot_minions, **self.followers()}.get(minion_id)
+
     def unreached(self) -> str:
-        """What the last probe saw on each live master, for a failure message: the minions
-        it did not reach, and what ``salt`` printed when that was not all of them."""
-        everyone = self._everyone()
-        lines = []
-        for master in self.live_masters():
-            ping = master.last_ping
-            if ping is None:
-                continue
-            try:
-                answers = json.loads(ping.stdout) if ping.stdout.strip() else {}
-            except json.JSONDecodeError:
-                answers = {}
-            missing = sorted(i for i in everyone if answers.get(i) is not True)
-            if missing:
-                lines.append(
-                    f"{master.name} did not reach {', '.join(missing)} (salt exited "
-                    f"{ping.returncode}; stdout {ping.stdout[-600:]!r}; stderr "
-                    f"{ping.stderr[-600:]!r})"
-                )
-                lines.extend(self._minion_state(i) for i in missing)
-        return "; ".join(lines) or "every minion reached"
+        """What the last probes found missing, for a failure message: by live master, the
+        minions not reached, what ``salt`` printed, and what each of those minions did."""
+        if self._last_reach is None:
+            return "never probed"
+        return self._last_reach.explain(self._minion_state)
 
     def _minion_state(self, minion_id: str) -> str:
         """What a minion that was not reached was doing: whether it runs, its master list,
         and its starts and restarts (seconds ago), to tell a restart from a slow answer."""
-        daemon = {**self.natives, **self.hot_minions, **self.followers()}.get(minion_id)
+        daemon = self._daemon(minion_id)
         if daemon is None:
             return f"{minion_id}: no daemon"
         now = time.time()
@@ -821,15 +813,19 @@ class Demo:
         return f"every minion answers through {names}"
 
     def wait_every_minion_answers(self, begun: float) -> float:
-        self.wait(self.every_minion_answers, 180, "every minion to answer", explain=self.unreached)
+        reach = self.reach()
+        self.wait(reach.complete, 180, "every minion to answer", explain=self.unreached)
         return time.monotonic() - begun
 
-    def spread(self) -> bool:
+    def spread(self, reach: Reach | None = None) -> bool:
         """Every minion is where its drop-in puts it: connected to every live master (the
-        drop-in lists them all), or (failover) answering through the master listed first."""
+        drop-in lists them all), or (failover) answering through the master listed first.
+        ``reach``: what a wait's earlier probes established (else one probe of all)."""
         if self.hot:
             live = sorted(m.interface for m in self.live_masters())
-            return self.every_minion_answers() and not self._listing_others(live)
+            if self._listing_others(live):
+                return False
+            return (reach or self.reach()).complete()
         through = self.answering()
         return all(
             minion_id in through

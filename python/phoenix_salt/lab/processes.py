@@ -46,6 +46,7 @@ class ManagedProcess:
         self.env = dict(env) if env is not None else dict(os.environ)
         self.cwd = cwd
         self._popen: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0  # time.time() of the last start, 0 before the first
 
     @property
     def pid(self) -> int | None:
@@ -65,6 +66,7 @@ class ManagedProcess:
                 cwd=self.cwd,
                 start_new_session=True,
             )
+        self.started_at = time.time()
         _LIVE[self._popen.pid] = self
         log.debug("%s started as pid %s", self.name, self._popen.pid)
 

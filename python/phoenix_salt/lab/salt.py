@@ -118,6 +118,12 @@ class _SaltDaemon:
 
         return journal_entries(self.journal_path)
 
+    def last_started(self) -> float:
+        """When the daemon last started (``time.time()``): its supervisor's last start, or
+        the lab's, when it is not supervised."""
+        starts = [at for at, what in self.journal() if what.startswith("started")]
+        return max(starts, default=self.process.started_at)
+
     def stop(self) -> None:
         self.process.stop()
 

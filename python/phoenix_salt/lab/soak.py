@@ -163,7 +163,12 @@ class Soak:
         return inject
 
     def _every_minion_answers(self, begun: float) -> float:
-        self.demo.wait(self.demo.every_minion_answers, self.bound, "every minion to answer")
+        self.demo.wait(
+            self.demo.reach().complete,
+            self.bound,
+            "every minion to answer",
+            explain=self.demo.unreached,
+        )
         return time.monotonic() - begun
 
     # ----- the run ----------------------------------------------------------------------------
