@@ -185,7 +185,9 @@ def _key_trigger(tag, data):
         if data.get("act") in ("pend", "denied") and isinstance(data.get("id"), str):
             return data["id"]
         return None
-    if tag.startswith("phoenix/instance/"):
+    from phoenix_salt._core import INSTANCE_TAG_PREFIX
+
+    if tag.startswith(INSTANCE_TAG_PREFIX):
         parts = tag.split("/")
         if len(parts) == 4 and parts[3] in ("launched", "terminated"):
             return parts[2]

@@ -11,6 +11,7 @@ pub mod dropin;
 pub mod engine;
 pub mod enrolment;
 pub mod error;
+pub mod events;
 pub mod files;
 pub mod follow;
 pub mod highstate;

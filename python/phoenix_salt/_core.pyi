@@ -4,6 +4,9 @@ import os
 from typing import Literal, NotRequired, TypeAlias, TypedDict, final
 
 __all__ = [
+    "INSTANCE_TAG_PREFIX",
+    "INSTANCE_TERMINATED_TAGS",
+    "RECONCILED_ACTIONS_MAX",
     "AwsError",
     "AwsSettings",
     "BeaconSettings",
@@ -32,12 +35,16 @@ __all__ = [
     "claim_message",
     "enrolment_status",
     "install_master_key",
+    "key_mismatch_event",
+    "key_pinned_by_operator_event",
+    "key_reconciled_event",
     "master_instance_id",
     "master_key_pair",
     "order_masters",
     "parse_message",
     "pem_fingerprint",
     "plan_key_actions",
+    "push_rejected_event",
     "read_drop_in",
     "register_booting_master",
     "salt_write_in_flight",
@@ -192,6 +199,13 @@ class _MessageRejected(TypedDict):
     reason: str
     error: str
 
+# phoenix/message/rejected for a message SNS pushed to salt-api (push_rejected_event)
+class _PushRejected(TypedDict):
+    message_id: str | None
+    delivery: Literal["sns_push"]
+    reason: str
+    error: str
+
 # phoenix/message/ignored
 class _MessageIgnored(TypedDict):
     message_id: str
@@ -226,6 +240,35 @@ class _KeyPinned(TypedDict):
     pinned_by: str
     trust: Literal["identity_document"]
     certificate: str
+
+# phoenix/key/pinned on an operator's word (key_pinned_by_operator_event)
+class _KeyPinnedByOperator(TypedDict):
+    id: str
+    role: str
+    fingerprint: str
+    pinned_by: str
+    trust: Literal["operator"]
+
+# phoenix/key/mismatch
+class _KeyMismatch(TypedDict):
+    id: str
+    # The Salt key list the claiming key is in (pending, rejected, ...).
+    key_state: str
+    fingerprint: str
+    # The fingerprint the registry pinned.
+    pinned: str
+    # What this master did about it.
+    action: str
+    master: str
+
+# phoenix/key/reconciled
+class _KeyReconciled(TypedDict):
+    master: str
+    # The first RECONCILED_ACTIONS_MAX actions done, each as the reconcile reported it.
+    actions: list[dict[str, object]]
+    counts: dict[str, int]
+    # How many actions done the event leaves out.
+    actions_left_out: NotRequired[int]
 
 # phoenix/key/claim_refused
 class _ClaimRefused(TypedDict):
@@ -282,6 +325,11 @@ class _HighstateStartedEvent(TypedDict):
 class _HighstateEndedEvent(TypedDict):
     tag: str
     data: _HighstateEnded
+
+# What Python fires of its own, built by the core (the *_event functions).
+class _BusEvent(TypedDict):
+    tag: str
+    data: _KeyPinnedByOperator | _KeyMismatch | _KeyReconciled | _PushRejected
 
 # The dead-letter queue (Session.dead_letters, Session.redrive_dead_letters). Type-only:
 # the module returns plain dicts of this shape.
@@ -823,6 +871,30 @@ class MasterFollower:
     def minion_id(self) -> str: ...
     @property
     def drop_in_path(self) -> str: ...
+
+# What every phoenix/instance/<id>/<what> tag begins with.
+INSTANCE_TAG_PREFIX: str
+# Every phoenix/instance/<id>/terminated tag, in Salt's glob form (the reactor's wiring).
+INSTANCE_TERMINATED_TAGS: str
+# The most actions one phoenix/key/reconciled event lists.
+RECONCILED_ACTIONS_MAX: int
+
+def key_pinned_by_operator_event(id: str, role: str, fingerprint: str, pinned_by: str) -> _BusEvent:
+    """``phoenix/key/pinned`` on an operator's word (``trust: operator``)."""
+
+def key_mismatch_event(
+    id: str, key_state: str, fingerprint: str, pinned: str, action: str, master: str
+) -> _BusEvent:
+    """``phoenix/key/mismatch``: a key claims an id the registry pinned to another."""
+
+def key_reconciled_event(
+    master: str, done: list[dict[str, object]], counts: dict[str, int]
+) -> _BusEvent:
+    """``phoenix/key/reconciled``: the first ``RECONCILED_ACTIONS_MAX`` of ``done`` and
+    the counts of all. Raises TypeError for values that are not plain JSON."""
+
+def push_rejected_event(message_id: str | None, reason: str, error: str) -> _BusEvent:
+    """``phoenix/message/rejected`` for a refused SNS push (``delivery: sns_push``)."""
 
 def install_master_key(
     pki_dir: str | os.PathLike[str], private_pem: str, public_pem: str, replace: bool

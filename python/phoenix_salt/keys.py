@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from phoenix_salt._core import Config, KeyManager
+    from phoenix_salt._core import Config, KeyManager, _BusEvent
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +38,7 @@ SALT_LISTS = {
 # same folders; another driver keeps keys elsewhere, where Phoenix cannot see them.
 SUPPORTED_KEY_STORES = (None, "localfs_key")
 
-MISMATCH_TAG = "phoenix/key/mismatch"
-PINNED_TAG = "phoenix/key/pinned"
 CHANGED = "the key changed since it was planned"
-RECONCILED_TAG = "phoenix/key/reconciled"
-# The most actions one phoenix/key/reconciled event lists.
-EVENT_ACTIONS = 100
 
 Fire = Callable[[Mapping[str, Any], str], None]
 
@@ -129,6 +124,10 @@ class Reconciler:
         self._reported: set[tuple[str, str]] = set()
         self._held: dict[str, str] = {}
 
+    def _fire(self, event: _BusEvent) -> None:
+        """Fires an event the core built (phoenix_salt._core's ``*_event``)."""
+        self.fire(event["data"], event["tag"])
+
     def plan(self, minion_id: str | None = None) -> dict[str, Any]:
         plan: dict[str, Any] = self.manager.plan(minion_id)
         return plan
@@ -166,16 +165,7 @@ class Reconciler:
                 minion_id,
                 pinned_by,
             )
-            self.fire(
-                {
-                    "id": minion_id,
-                    "role": role,
-                    "fingerprint": fingerprint,
-                    "pinned_by": pinned_by,
-                    "trust": "operator",
-                },
-                PINNED_TAG,
-            )
+            self._fire(_core.key_pinned_by_operator_event(minion_id, role, fingerprint, pinned_by))
         return outcome
 
     def reconcile(self, minion_id: str | None = None) -> dict[str, Any]:
@@ -202,12 +192,10 @@ class Reconciler:
         summary = {"actions": results, "counts": dict(counts), "held": plan["held"]}
         done = [r for r in results if r["result"] == "done"]
         if done:
-            # A new master pre-seeding a whole fleet would otherwise put one event of
-            # thousands of actions on the bus; the counts cover them all.
-            event = {"master": self.master, "actions": done[:EVENT_ACTIONS], "counts": dict(counts)}
-            if len(done) > EVENT_ACTIONS:
-                event["actions_left_out"] = len(done) - EVENT_ACTIONS
-            self.fire(event, RECONCILED_TAG)
+            from phoenix_salt import _core
+
+            # The event lists the first RECONCILED_ACTIONS_MAX; the counts cover them all.
+            self._fire(_core.key_reconciled_event(self.master, done, dict(counts)))
         return summary
 
     def carry_out(self, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -324,17 +312,9 @@ class Reconciler:
 
     def _mismatch(self, minion: str, state: str, fingerprint: str, pinned: str, done: str) -> None:
         self._reported.add((minion, fingerprint))
-        self.fire(
-            {
-                "id": minion,
-                "key_state": state,
-                "fingerprint": fingerprint,
-                "pinned": pinned,
-                "action": done,
-                "master": self.master,
-            },
-            MISMATCH_TAG,
-        )
+        from phoenix_salt import _core
+
+        self._fire(_core.key_mismatch_event(minion, state, fingerprint, pinned, done, self.master))
 
     def _report_mismatches(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from phoenix_salt._core import INSTANCE_TERMINATED_TAGS
+
 # (event tag, reactor file) pairs, in the order Salt should list them.
 REACTIONS = (
     ("salt/auth", "auth_pending.sls"),
-    ("phoenix/instance/*/terminated", "instance_terminated.sls"),
+    (INSTANCE_TERMINATED_TAGS, "instance_terminated.sls"),
     ("salt/minion/*/start", "minion_start.sls"),
 )
 # SNS push delivery through salt-api's webhook: wired only where an operator turns it on.

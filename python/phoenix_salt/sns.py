@@ -22,7 +22,10 @@ import time
 import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from phoenix_salt._core import _BusEvent
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +119,11 @@ class Receiver:
         return result
 
 
-def rejected_event(body: str, exc: Exception) -> dict[str, Any]:
+def rejected_event(body: str, exc: Exception) -> _BusEvent:
     """``phoenix/message/rejected`` for a refused push message, as the engine fires it for
     a queue message. ``reason`` is the core's kind, ``fetch_failed`` when the certificate
     or the SubscribeURL could not be fetched."""
-    from phoenix_salt import MessageError
+    from phoenix_salt import MessageError, _core
 
     if isinstance(exc, MessageError):
         reason = str(exc.reason)
@@ -128,15 +131,7 @@ def rejected_event(body: str, exc: Exception) -> dict[str, Any]:
         reason = "fetch_failed"
     else:
         reason = "invalid"
-    return {
-        "tag": "phoenix/message/rejected",
-        "data": {
-            "message_id": _message_id(body),
-            "delivery": "sns_push",
-            "reason": reason,
-            "error": str(exc),
-        },
-    }
+    return _core.push_rejected_event(_message_id(body), reason, str(exc))
 
 
 def _message_id(body: str) -> str | None:

@@ -8,6 +8,7 @@ mod config;
 mod convert;
 mod engine;
 mod errors;
+mod events;
 mod follow;
 mod highstate;
 mod keys;
@@ -27,6 +28,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     config::register(m)?;
+    events::register(m)?;
     m.add_class::<session::Session>()?;
     m.add_class::<engine::Engine>()?;
     m.add_class::<keys::KeyManager>()?;

@@ -2,11 +2,11 @@
 //! lifecycle action when it is due.
 
 use super::confirm;
-use super::events::{self, BusEvent};
 use super::lifecycle_action::{self, ActionResult};
 use super::queue::QueueMessage;
 use crate::aws::AwsClients;
 use crate::config::PhoenixConfig;
+use crate::events::{self, BusEvent};
 use crate::lifecycle::{self, EventKind, InstanceEvent, LifecycleMessage, MessageError, Role};
 use crate::registry::{self, KeptHook};
 

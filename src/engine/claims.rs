@@ -13,7 +13,6 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use super::events::{self, BusEvent};
 use super::queue::{self, QueueMessage};
 use crate::aws::{autoscaling, AwsClients};
 use crate::config::PhoenixConfig;
@@ -22,6 +21,7 @@ use crate::enrolment::{
     IdentityCertificates, KeyClaim,
 };
 use crate::error::{Error, Result};
+use crate::events::{self, BusEvent};
 use crate::lifecycle::Role;
 use crate::registry::{self, InstanceRecord, PinOutcome};
 

@@ -21,7 +21,6 @@ mod tests;
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
-use serde_json::json;
 
 pub use outcome::{summarize, AttemptOutcome};
 pub use progress::{
@@ -31,8 +30,9 @@ pub use record::{FailedState, HighstateRecord, Status, MAX_FAILED_STATES};
 
 use crate::aws::AwsClients;
 use crate::config::PhoenixConfig;
-use crate::engine::{self, ActionResult, BusEvent, Completion};
+use crate::engine::{self, ActionResult, Completion};
 use crate::error::Result;
+use crate::events::{self, BusEvent};
 use crate::lifecycle::LifecycleAction;
 use crate::lifecycle::Role;
 use crate::registry::{self, InstanceRecord, MasterHeartbeat};
@@ -139,17 +139,14 @@ pub async fn claim(
     log::info!("{minion_id}: first highstate attempt {attempt} started as job {jid} ({mode:?})");
     report.claimed = true;
     report.attempt = Some(attempt);
-    report.events.push(BusEvent {
-        tag: format!("phoenix/highstate/{minion_id}/started"),
-        data: json!({
-            "minion_id": minion_id,
-            "attempt": attempt,
-            "attempts": config.highstate.attempts,
-            "jid": jid,
-            "master": master,
-            "rerun": record.rerun,
-        }),
-    });
+    report.events.push(events::highstate_started(
+        minion_id,
+        attempt,
+        config.highstate.attempts,
+        jid,
+        master,
+        record.rerun,
+    ));
     report.record = Some(record);
     Ok(report)
 }
@@ -252,7 +249,7 @@ pub async fn finish(
             ),
         }
     }
-    report.events.push(outcome_event(
+    report.events.push(events::highstate_ended(
         minion_id,
         &record,
         outcome,
@@ -261,33 +258,6 @@ pub async fn finish(
     ));
     report.record = Some(record);
     Ok(report)
-}
-
-fn outcome_event(
-    minion_id: &str,
-    record: &HighstateRecord,
-    outcome: &AttemptOutcome,
-    lifecycle: Option<&str>,
-    now_ms: i64,
-) -> BusEvent {
-    BusEvent {
-        tag: format!("phoenix/highstate/{minion_id}/{}", record.status.as_str()),
-        data: json!({
-            "minion_id": minion_id,
-            "attempt": record.attempt,
-            "jid": record.jid,
-            "master": record.master,
-            "summary": outcome.summary(),
-            "states": record.states,
-            "changed": record.changed,
-            "failed_count": record.failed_count,
-            "failed_states": record.failed_states,
-            "error": record.error,
-            "duration_s": (now_ms - record.started_ms) as f64 / 1000.0,
-            "next_attempt_in": record.next_attempt_ms.map(|at| (at - now_ms) as f64 / 1000.0),
-            "lifecycle": lifecycle,
-        }),
-    }
 }
 
 /// Completes a launch that waited for the first highstate, then forgets its hook.

@@ -21,15 +21,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use serde_json::json;
-
 pub use judge::{judge, Hold, Observer, Verdict};
 pub use settings::ReplacementSettings;
 
 use crate::aws::{AwsClients, AwsResultExt};
 use crate::config::PhoenixConfig;
-use crate::engine::BusEvent;
 use crate::error::Result;
+use crate::events::{self, BusEvent};
 use crate::registry::{self, ClaimRequest, MasterHeartbeat, ReplacementClaim};
 
 /// A report AutoScaling refused is tried again after this long, doubling up to
@@ -235,16 +233,12 @@ impl Judge {
             "master {instance_id} reported to AutoScaling as Unhealthy: it will be terminated \
              (its terminating hook lets it drain) and replaced"
         );
-        Ok(Some(BusEvent {
-            tag: format!("phoenix/instance/{instance_id}/unhealthy"),
-            data: json!({
-                "instance_id": instance_id,
-                "role": "master",
-                "reported_by": me,
-                "silent_for_s": silent_for_ms.map(|ms| ms as f64 / 1000.0),
-                "replace_after_s": config.replacement.replace_after,
-            }),
-        }))
+        Ok(Some(events::master_unhealthy(
+            instance_id,
+            me,
+            silent_for_ms,
+            config.replacement.replace_after,
+        )))
     }
 
     fn retry_due(&self, instance_id: &str, mono_ms: i64) -> bool {

@@ -124,13 +124,15 @@ def test_a_pin_for_an_instance_the_registry_does_not_hold_is_refused(
 def test_a_new_master_pre_seeds_every_pinned_key_and_reports_it_in_one_bounded_event(
     aws: Emulator, stack: Stack, tmp_path: Path
 ) -> None:
-    from phoenix_salt.keys import EVENT_ACTIONS, RECONCILED_TAG, Reconciler
+    from phoenix_salt.keys import Reconciler
+
+    most = _core.RECONCILED_ACTIONS_MAX
 
     config = _config(stack)
     writer = _core.KeyManager(config, tmp_path / "first-master")
     key = fleet.spare_public_key()
     fingerprint = _core.pem_fingerprint(key)
-    instances = [minion_instance_id(1000 + n) for n in range(EVENT_ACTIONS + 1)]
+    instances = [minion_instance_id(1000 + n) for n in range(most + 1)]
     for instance in instances:
         _register(stack, instance, MINIONS_GROUP)
         assert writer.pin(instance, "minion", fingerprint, key, "first")["outcome"] == "pinned"
@@ -147,9 +149,10 @@ def test_a_new_master_pre_seeds_every_pinned_key_and_reports_it_in_one_bounded_e
 
     assert summary["counts"] == {"pre_seed_done": len(instances)}
     assert sorted(p.name for p in (pki_dir / "minions").iterdir()) == sorted(instances)
-    assert [tag for tag, _ in fired] == [RECONCILED_TAG]
+    assert [tag for tag, _ in fired] == ["phoenix/key/reconciled"]
     event = fired[0][1]
-    assert len(event["actions"]) == EVENT_ACTIONS
+    assert event["master"] == "new-master"
+    assert len(event["actions"]) == most
     assert event["actions_left_out"] == 1
     assert event["counts"] == {"pre_seed_done": len(instances)}
     # Planning again finds nothing to do.
