@@ -18,7 +18,7 @@ CARGO_PROFILE := --release
 WHEEL_INPUTS := Cargo.toml Cargo.lock pyproject.toml $(shell find src python _engines _runners _beacons reactor cfn -type f -not -path '*/__pycache__/*' 2>/dev/null)
 
 .PHONY: help test demo soak lint rust-lint rust-test python-lint stubtest unit integration \
-        test-compat wheel venv clean
+        test-compat wheel lab venv clean
 
 help:
 	@echo "make demo         run a Phoenix cluster on loopback (AWS emulator + real Salt daemons)"
@@ -45,6 +45,15 @@ $(VENV)-cfn/.installed: requirements/cfn.txt requirements/cfn-constraints.txt
 	touch $@
 
 wheel: dist/.built
+
+# The lab (lab/: emulator driver, stand-ins, fleet simulator, demo) is a package of its own,
+# installed editable so that its edits need no reinstall; the wheel does not carry it.
+lab: $(VENV)/.lab-installed
+
+$(VENV)/.lab-installed: $(VENV)/.installed lab/pyproject.toml
+	@echo "==> installing the lab (phoenix-lab, editable)"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e lab
+	touch $@
 
 dist/.built: $(VENV)/.installed $(WHEEL_INPUTS)
 	@echo "==> building the phoenix-salt wheel (release; the first build takes several minutes)"
@@ -73,15 +82,15 @@ stubtest: wheel
 
 lint: rust-lint python-lint
 
-unit: wheel
+unit: wheel lab
 	@echo "==> unit tests (no daemons)"
 	$(BIN)/pytest tests/unit -q
 
-integration: wheel
+integration: wheel lab
 	@echo "==> integration tests (real Salt daemons + AWS emulator)"
 	$(BIN)/pytest tests/integration -q
 
-test: lint rust-test wheel stubtest $(VENV)-cfn/.installed
+test: lint rust-test wheel lab stubtest $(VENV)-cfn/.installed
 	@echo "==> pytest: every tier"
 	PHOENIX_CFN_TOOLS=$(CURDIR)/$(VENV)-cfn/bin $(BIN)/pytest tests -q --durations=30
 
@@ -94,13 +103,15 @@ test-compat: wheel
 		$(if $(filter 3006.%,$(SALT)),-r requirements/salt-3006.txt)
 	$(VENV)-salt-$(SALT)/bin/python -m pip install --quiet --disable-pip-version-check \
 		--force-reinstall --no-deps dist/phoenix_salt-*.whl
+	$(VENV)-salt-$(SALT)/bin/python -m pip install --quiet --disable-pip-version-check \
+		--no-deps -e lab
 	$(VENV)-salt-$(SALT)/bin/pytest tests/integration -q
 
-demo: wheel
-	$(BIN)/python -m phoenix_salt.lab.demo $(DEMO_ARGS)
+demo: wheel lab
+	$(BIN)/python -m phoenix_lab.demo $(DEMO_ARGS)
 
-soak: wheel
-	$(BIN)/python -m phoenix_salt.lab.soak $(SOAK_ARGS)
+soak: wheel lab
+	$(BIN)/python -m phoenix_lab.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV)-salt-* dist target

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from phoenix_salt.lab.cluster import Cluster
-from phoenix_salt.lab.demo import Demo
-from phoenix_salt.lab.emulator import Emulator
-from phoenix_salt.lab.lifecycle_actions import LifecycleActions
-from phoenix_salt.lab.processes import stop_all
+from phoenix_lab.cluster import Cluster
+from phoenix_lab.demo import Demo
+from phoenix_lab.emulator import Emulator
+from phoenix_lab.lifecycle_actions import LifecycleActions
+from phoenix_lab.processes import stop_all
 
 from .core_shapes import checked_core
 

@@ -3,7 +3,7 @@
 Setup: the AWS emulator with a Phoenix stack and 20 masters registered and heartbeating
 (each by a real `_core.Engine`), reached through a TCP proxy on loopback that models the
 round trip of an AWS call in the region (``--rtt-ms``, default 5) and counts requests and
-response bytes (phoenix_salt.lab.latency_proxy).
+response bytes (phoenix_lab.latency_proxy).
 
 - Phoenix: the beacon's own path, ``phoenix_salt.follow.check(opts, salt)`` as
   ``_beacons/master_list.beacon`` calls it, with a minion's options. The core's background
@@ -36,12 +36,12 @@ from typing import Any
 
 import boto3
 
+from phoenix_lab.cluster import master_instance_id, minion_instance_id
+from phoenix_lab.emulator import REGION, Emulator
+from phoenix_lab.latency_proxy import LatencyProxy
+from phoenix_lab.processes import interrupt_on_sigterm
+from phoenix_lab.stack import provision
 from phoenix_salt import _core, follow
-from phoenix_salt.lab.cluster import master_instance_id, minion_instance_id
-from phoenix_salt.lab.emulator import REGION, Emulator
-from phoenix_salt.lab.latency_proxy import LatencyProxy
-from phoenix_salt.lab.processes import interrupt_on_sigterm
-from phoenix_salt.lab.stack import provision
 
 MASTERS = 20
 QUERY = "dynamodb Query"

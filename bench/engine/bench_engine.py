@@ -19,7 +19,7 @@ How it measures:
   the emulator's per-message cost stays small. The producer talks to the emulator directly:
   its calls are neither delayed nor counted.
 - Network. ``--rtt-ms`` (default 10) models the round trip of an AWS call in the same
-  region: a TCP proxy on 127.0.0.1 (phoenix_salt.lab.latency_proxy, in its own process) in
+  region: a TCP proxy on 127.0.0.1 (phoenix_lab.latency_proxy, in its own process) in
   front of the emulator and of the lab's lifecycle-actions endpoint holds every chunk for half
   of it in each direction, for both loops alike. No TLS and no connection set-up cost are modelled.
   ``--rtt-ms 0`` forwards at once; the loops then share two things with the emulator, its
@@ -59,14 +59,14 @@ from typing import Any
 
 import boto3
 
+from phoenix_lab import messages
+from phoenix_lab.cluster import minion_instance_id
+from phoenix_lab.emulator import REGION, Emulator
+from phoenix_lab.latency_proxy import LatencyProxy
+from phoenix_lab.lifecycle_actions import LifecycleActions
+from phoenix_lab.processes import interrupt_on_sigterm
+from phoenix_lab.stack import provision
 from phoenix_salt import _core
-from phoenix_salt.lab import messages
-from phoenix_salt.lab.cluster import minion_instance_id
-from phoenix_salt.lab.emulator import REGION, Emulator
-from phoenix_salt.lab.latency_proxy import LatencyProxy
-from phoenix_salt.lab.lifecycle_actions import LifecycleActions
-from phoenix_salt.lab.processes import interrupt_on_sigterm
-from phoenix_salt.lab.stack import provision
 
 GROUP = "phoenix-bench-minions"
 TABLE = "phoenix-bench-minions"

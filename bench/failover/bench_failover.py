@@ -2,7 +2,7 @@
 with Phoenix (failover minions moved by the beacon, and minions on every master) against
 Salt's own failover alone, on one cluster, in one run.
 
-Setup: the demo's cluster (``phoenix_salt.lab.demo``: the AWS emulator with the data stack,
+Setup: the demo's cluster (``phoenix_lab.demo``: the AWS emulator with the data stack,
 the fleet simulator's groups, 3 salt-masters booted through ``phoenix master-bootstrap``
 with the engine and reactor) with two kinds of minions side by side, launched alike:
 
@@ -48,9 +48,9 @@ from pathlib import Path
 
 import yaml
 
-from phoenix_salt.lab.demo import Demo, tear_down
-from phoenix_salt.lab.processes import interrupt_on_sigterm
-from phoenix_salt.lab.salt import SaltMaster, SaltMinion
+from phoenix_lab.demo import Demo, tear_down
+from phoenix_lab.processes import interrupt_on_sigterm
+from phoenix_lab.salt import SaltMaster, SaltMinion
 
 KINDS = ("phoenix", "hot", "reference")
 LABELS = {"phoenix": "Phoenix failover", "hot": "Phoenix every master", "reference": "reference"}

@@ -22,8 +22,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from phoenix_lab.metadata import ACCOUNT_ID, Signer, identity_document
 from phoenix_salt import _core
-from phoenix_salt.lab.metadata import ACCOUNT_ID, Signer, identity_document
 
 REGION = "us-east-1"
 WINDOW_S = 900

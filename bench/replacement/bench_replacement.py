@@ -2,7 +2,7 @@
 replacement serves every minion: a hung master, which Phoenix's live masters report, against
 a dead instance, which AWS's own EC2 health check finds, on one cluster, in one run.
 
-Setup: the demo's cluster with the demo's settings (``phoenix_salt.lab.demo``: the AWS
+Setup: the demo's cluster with the demo's settings (``phoenix_lab.demo``: the AWS
 emulator with the data stack, the fleet simulator's groups, 3 salt-masters booted through
 ``phoenix master-bootstrap`` with the engine and reactor, each running its own minion, and
 ``--minions`` minions on every master; ``heartbeat_interval`` 2, ``master_stale_after`` 10,
@@ -66,9 +66,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from phoenix_salt.lab.demo import Demo, Report, set_up_steps, tear_down
-from phoenix_salt.lab.processes import interrupt_on_sigterm
-from phoenix_salt.lab.stack import client
+from phoenix_lab.demo import Demo, Report, set_up_steps, tear_down
+from phoenix_lab.processes import interrupt_on_sigterm
+from phoenix_lab.stack import client
 
 PATHS = ("hang", "kill")
 LABELS = {"hang": "hang (Phoenix reports it)", "kill": "kill (EC2 health check)"}

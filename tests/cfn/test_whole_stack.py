@@ -1,7 +1,8 @@
 """The three templates deployed together through the emulator's CloudFormation, as
-docs/deploy.md deploys them on AWS (lab/stack.py, ``provision`` and ``provision_compute``):
-what the emulator creates is what the templates declare, but for the resources
-lab/cloudformation.py names, and the groups, launch templates, roles and hooks fit together.
+docs/deploy.md deploys them on AWS (lab/phoenix_lab/stack.py, ``provision`` and
+``provision_compute``): what the emulator creates is what the templates declare, but for
+the resources lab/phoenix_lab/cloudformation.py names, and the groups, launch templates,
+roles and hooks fit together.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from phoenix_salt.lab.cloudformation import LEFT_OUT, SKIPPED, created
-from phoenix_salt.lab.emulator import Emulator
-from phoenix_salt.lab.stack import Compute, Stack, client, provision, provision_compute
+from phoenix_lab.cloudformation import LEFT_OUT, SKIPPED, created
+from phoenix_lab.emulator import Emulator
+from phoenix_lab.stack import Compute, Stack, client, provision, provision_compute
 
 CLUSTER = "whole"
 
@@ -48,7 +49,7 @@ def test_the_emulator_creates_every_resource_but_those_the_lab_names(
             assert (logical in made) == expected, (
                 f"{name} template: {logical} ({kind}) "
                 f"{'was not created' if expected else 'was created'} by the emulator; "
-                "lab/cloudformation.py says otherwise"
+                "lab/phoenix_lab/cloudformation.py says otherwise"
             )
             if expected:
                 assert made[logical] == kind
@@ -149,7 +150,7 @@ def test_the_lab_puts_the_templates_hooks_on_both_groups(
             "phoenix-launch": ("autoscaling:EC2_INSTANCE_LAUNCHING", "ABANDON", 900),
             "phoenix-terminate": ("autoscaling:EC2_INSTANCE_TERMINATING", "CONTINUE", 900),
         }
-        # The emulator keeps no hook's target, role or metadata (lab/cloudformation.py):
+        # The emulator keeps no hook's target, role or metadata (lab/phoenix_lab/cloudformation.py):
         # the lab's own record of them, which the fleet simulator's messages carry.
         resolved = compute.hooks[group]
         assert [hook["LifecycleHookName"] for hook in resolved] == [

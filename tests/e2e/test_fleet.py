@@ -8,10 +8,10 @@ minion leaves.
 
 The minions are on every master (the default): after every step ``salt '*' test.ping`` on
 every live master reaches every minion; a master that breaks makes the minions whose first
-master it was restart, and its replacement every minion once. Throughout the
-run a watcher (lab/invariants.py) holds three invariants: no master ever holds an accepted key
-that is not the one the registry pinned for its id, no minion's master list is ever written
-empty or unreadable, and the dead-letter queue stays empty.
+master it was restart, and its replacement every minion once. Throughout the run a watcher
+(lab/phoenix_lab/invariants.py) holds three invariants: no master ever holds an accepted key that is
+not the one the registry pinned for its id, no minion's master list is ever written empty or
+unreadable, and the dead-letter queue stays empty.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from phoenix_lab.demo import KEY_CHANGED, Demo, play
+from phoenix_lab.invariants import InvariantWatcher
+from phoenix_lab.stack import client
 from phoenix_salt import _core
-from phoenix_salt.lab.demo import KEY_CHANGED, Demo, play
-from phoenix_salt.lab.invariants import InvariantWatcher
-from phoenix_salt.lab.stack import client
 from tests.conftest import running_demo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]

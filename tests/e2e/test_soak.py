@@ -1,5 +1,6 @@
-"""Three minutes of ``make soak`` (lab/soak.py): the demo's fleet behind the fault injector,
-random changes and AWS faults drawn from a fixed seed, the invariants watched throughout."""
+"""Three minutes of ``make soak`` (lab/phoenix_lab/soak.py): the demo's fleet behind the fault
+injector, random changes and AWS faults drawn from a fixed seed, the invariants watched
+throughout."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from phoenix_salt.lab.demo import Demo
-from phoenix_salt.lab.soak import Soak, set_up
+from phoenix_lab.demo import Demo
+from phoenix_lab.soak import Soak, set_up
 from tests.conftest import running_demo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]

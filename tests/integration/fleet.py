@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from phoenix_lab import messages
+from phoenix_lab.cluster import Cluster, master_instance_id
+from phoenix_lab.emulator import REGION, Emulator
+from phoenix_lab.processes import wait_for
+from phoenix_lab.salt import SaltMaster, SaltMinion
+from phoenix_lab.stack import Stack, client
 from phoenix_salt import _core
-from phoenix_salt.lab import messages
-from phoenix_salt.lab.cluster import Cluster, master_instance_id
-from phoenix_salt.lab.emulator import REGION, Emulator
-from phoenix_salt.lab.processes import wait_for
-from phoenix_salt.lab.salt import SaltMaster, SaltMinion
-from phoenix_salt.lab.stack import Stack, client
 
 MINIONS_GROUP = "phoenix-test-minions"
 MASTERS_GROUP = "phoenix-test-masters"

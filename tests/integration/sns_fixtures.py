@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from phoenix_salt.lab.ports import free_port
+from phoenix_lab.ports import free_port
 
 CERT_PATH = "/SimpleNotificationService-test.pem"
 CONFIRM_PATH = "/confirm"

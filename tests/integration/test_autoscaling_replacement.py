@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from phoenix_salt.lab import messages
-from phoenix_salt.lab.demo import Demo
-from phoenix_salt.lab.fleet import TERMINATE_HOOK, Fleet
-from phoenix_salt.lab.latency_proxy import LatencyProxy
-from phoenix_salt.lab.salt import SaltMaster
-from phoenix_salt.lab.stack import client
+from phoenix_lab import messages
+from phoenix_lab.demo import Demo
+from phoenix_lab.fleet import TERMINATE_HOOK, Fleet
+from phoenix_lab.latency_proxy import LatencyProxy
+from phoenix_lab.salt import SaltMaster
+from phoenix_lab.stack import client
 from tests.conftest import running_demo
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 
+from phoenix_lab import messages
+from phoenix_lab.cluster import Cluster, master_instance_id
+from phoenix_lab.emulator import Emulator
+from phoenix_lab.lifecycle_actions import LifecycleActions
+from phoenix_lab.metadata import MetadataService
+from phoenix_lab.processes import wait_for
+from phoenix_lab.salt import BusListener, SaltMaster, SaltMinion
+from phoenix_lab.stack import Stack, provision
 from phoenix_salt import _core
-from phoenix_salt.lab import messages
-from phoenix_salt.lab.cluster import Cluster, master_instance_id
-from phoenix_salt.lab.emulator import Emulator
-from phoenix_salt.lab.lifecycle_actions import LifecycleActions
-from phoenix_salt.lab.metadata import MetadataService
-from phoenix_salt.lab.processes import wait_for
-from phoenix_salt.lab.salt import BusListener, SaltMaster, SaltMinion
-from phoenix_salt.lab.stack import Stack, provision
 
 from . import fleet
 

@@ -10,8 +10,8 @@ import boto3
 import pytest
 
 import phoenix_salt
+from phoenix_lab.emulator import Emulator
 from phoenix_salt import _core
-from phoenix_salt.lab.emulator import Emulator
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +102,7 @@ def test_a_request_the_sdk_cannot_build_is_a_permanent_aws_error(aws: Emulator) 
 def test_an_unreachable_endpoint_is_a_retryable_aws_error(
     monkeypatch: pytest.MonkeyPatch, aws: Emulator
 ) -> None:
-    from phoenix_salt.lab.ports import free_port
+    from phoenix_lab.ports import free_port
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     session = _session(aws={"max_attempts": 2, "connect_timeout": 0.5})

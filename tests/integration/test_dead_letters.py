@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 import yaml
 
+from phoenix_lab import messages
+from phoenix_lab.cluster import minion_instance_id
+from phoenix_lab.emulator import Emulator
+from phoenix_lab.faults import SERVER_ERROR, Fault
+from phoenix_lab.latency_proxy import LatencyProxy
+from phoenix_lab.processes import wait_for
+from phoenix_lab.stack import Stack, client, provision
 from phoenix_salt import _core
-from phoenix_salt.lab import messages
-from phoenix_salt.lab.cluster import minion_instance_id
-from phoenix_salt.lab.emulator import Emulator
-from phoenix_salt.lab.faults import SERVER_ERROR, Fault
-from phoenix_salt.lab.latency_proxy import LatencyProxy
-from phoenix_salt.lab.processes import wait_for
-from phoenix_salt.lab.stack import Stack, client, provision
 
 pytestmark = pytest.mark.integration
 

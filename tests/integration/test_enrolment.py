@@ -1,5 +1,5 @@
 """Attested enrolment on real masters: a minion key is pinned only from an identity claim AWS
-vouches for (here the lab's signer stands in for AWS, lab/metadata.py), and every other
+vouches for (here the lab's signer stands in for AWS, lab/phoenix_lab/metadata.py), and every other
 claim is refused with its reason in a ``phoenix/key/claim_refused`` event.
 
 Claims are judged by the masters' engines off the stack's claim queue; the crafted ones here
@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
+from phoenix_lab.cluster import Cluster
+from phoenix_lab.emulator import Emulator
+from phoenix_lab.metadata import MetadataService, Signer, identity_document, lab_signer
+from phoenix_lab.processes import wait_for
+from phoenix_lab.salt import BusListener, SaltMaster, SaltMinion
+from phoenix_lab.stack import Stack, client, provision
 from phoenix_salt import _core
-from phoenix_salt.lab.cluster import Cluster
-from phoenix_salt.lab.emulator import Emulator
-from phoenix_salt.lab.metadata import MetadataService, Signer, identity_document, lab_signer
-from phoenix_salt.lab.processes import wait_for
-from phoenix_salt.lab.salt import BusListener, SaltMaster, SaltMinion
-from phoenix_salt.lab.stack import Stack, client, provision
 
 from . import fleet
 

@@ -1,6 +1,6 @@
-"""The lab's fault injector (lab/faults.py, in lab/latency_proxy.py) against the emulator:
-each fault reaches the AWS SDKs, Python's and Phoenix's own, as the service's own error,
-a cut connection or a hung call, at the rate asked, and only for the calls it names."""
+"""The lab's fault injector (lab/phoenix_lab/faults.py, in latency_proxy.py beside it) against the
+emulator: each fault reaches the AWS SDKs, Python's and Phoenix's own, as the service's own error, a
+cut connection or a hung call, at the rate asked, and only for the calls it names."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ import botocore.exceptions
 import pytest
 
 import phoenix_salt
-from phoenix_salt import _core
-from phoenix_salt.lab.emulator import Emulator
-from phoenix_salt.lab.faults import (
+from phoenix_lab.emulator import Emulator
+from phoenix_lab.faults import (
     DYNAMODB_WRITES,
     REFUSE,
     SERVER_ERROR,
@@ -25,7 +24,8 @@ from phoenix_salt.lab.faults import (
     THROTTLING,
     Fault,
 )
-from phoenix_salt.lab.latency_proxy import LatencyProxy
+from phoenix_lab.latency_proxy import LatencyProxy
+from phoenix_salt import _core
 
 pytestmark = pytest.mark.integration
 

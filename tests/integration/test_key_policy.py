@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from phoenix_lab import messages
+from phoenix_lab.cluster import minion_instance_id
+from phoenix_lab.emulator import Emulator
+from phoenix_lab.stack import Stack, provision
 from phoenix_salt import _core
-from phoenix_salt.lab import messages
-from phoenix_salt.lab.cluster import minion_instance_id
-from phoenix_salt.lab.emulator import Emulator
-from phoenix_salt.lab.stack import Stack, provision
 
 from . import fleet
 

@@ -17,10 +17,10 @@ import boto3
 import pytest
 import yaml
 
+from phoenix_lab.cluster import master_instance_id
+from phoenix_lab.emulator import REGION, Emulator
+from phoenix_lab.stack import Stack, provision
 from phoenix_salt import _core
-from phoenix_salt.lab.cluster import master_instance_id
-from phoenix_salt.lab.emulator import REGION, Emulator
-from phoenix_salt.lab.stack import Stack, provision
 
 pytestmark = pytest.mark.integration
 

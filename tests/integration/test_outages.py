@@ -1,8 +1,8 @@
-"""Lifecycle events through AWS's faults (lab/faults.py, given by the lab's proxy in place of
-the service): one service refused or failing for longer than the old policy of retrying at
-once would have survived, or DynamoDB's writes throttled, while launches and terminations
-arrive. Afterwards every event is applied once, nothing is dead-lettered, and every key and
-lifecycle action happened (docs/engine.md, "When AWS fails").
+"""Lifecycle events through AWS's faults (lab/phoenix_lab/faults.py, given by the lab's proxy in
+place of the service): one service refused or failing for longer than the old policy of retrying at
+once would have survived, or DynamoDB's writes throttled, while launches and terminations arrive.
+Afterwards every event is applied once, nothing is dead-lettered, and every key and lifecycle action
+happened (docs/engine.md, "When AWS fails").
 
 Timings are compressed: the queue's visibility timeout is 3 s, so the old policy (a failed
 message back after the visibility timeout, dead-lettered at the lab queue's fifth receive)
@@ -23,15 +23,15 @@ from typing import Any
 
 import pytest
 
-from phoenix_salt.lab import messages
-from phoenix_salt.lab.cluster import Cluster, minion_instance_id
-from phoenix_salt.lab.emulator import Emulator
-from phoenix_salt.lab.faults import DYNAMODB_WRITES, REFUSE, THROTTLING, Fault
-from phoenix_salt.lab.latency_proxy import LatencyProxy
-from phoenix_salt.lab.lifecycle_actions import LifecycleActions
-from phoenix_salt.lab.processes import wait_for
-from phoenix_salt.lab.salt import BusListener
-from phoenix_salt.lab.stack import Stack, provision
+from phoenix_lab import messages
+from phoenix_lab.cluster import Cluster, minion_instance_id
+from phoenix_lab.emulator import Emulator
+from phoenix_lab.faults import DYNAMODB_WRITES, REFUSE, THROTTLING, Fault
+from phoenix_lab.latency_proxy import LatencyProxy
+from phoenix_lab.lifecycle_actions import LifecycleActions
+from phoenix_lab.processes import wait_for
+from phoenix_lab.salt import BusListener
+from phoenix_lab.stack import Stack, provision
 
 from . import fleet
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from phoenix_salt.lab.cluster import Cluster
-from phoenix_salt.lab.emulator import Emulator
-from phoenix_salt.lab.processes import wait_for
-from phoenix_salt.lab.stack import provision
+from phoenix_lab.cluster import Cluster
+from phoenix_lab.emulator import Emulator
+from phoenix_lab.processes import wait_for
+from phoenix_lab.stack import provision
 
 pytestmark = pytest.mark.integration
 

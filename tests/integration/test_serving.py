@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from phoenix_salt.lab.ports import free_port
-from phoenix_salt.lab.salt import SaltMaster
+from phoenix_lab.ports import free_port
+from phoenix_lab.salt import SaltMaster
 from phoenix_salt.readiness import answers_requests, listening
 
 pytestmark = pytest.mark.integration

@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 
 import phoenix_salt
+from phoenix_lab import messages
+from phoenix_lab.cluster import Cluster, minion_instance_id
+from phoenix_lab.emulator import Emulator
+from phoenix_lab.ports import free_port
+from phoenix_lab.processes import wait_for
+from phoenix_lab.salt import BusListener, SaltApi
+from phoenix_lab.stack import Stack, provision
 from phoenix_salt import _core, sns
-from phoenix_salt.lab import messages
-from phoenix_salt.lab.cluster import Cluster, minion_instance_id
-from phoenix_salt.lab.emulator import Emulator
-from phoenix_salt.lab.ports import free_port
-from phoenix_salt.lab.processes import wait_for
-from phoenix_salt.lab.salt import BusListener, SaltApi
-from phoenix_salt.lab.stack import Stack, provision
 from phoenix_salt.reactor import reactor_config
 
 from . import fleet

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from phoenix_salt.lab import ports
-from phoenix_salt.lab.ports import free_port
+from phoenix_lab import ports
+from phoenix_lab.ports import free_port
 
 
 def _ephemeral_range() -> tuple[int, int]:

@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 
-from phoenix_salt.lab.ports import free_port
+from phoenix_lab.ports import free_port
 from phoenix_salt.readiness import master_endpoints, wait_until_serving
 
 

@@ -22,7 +22,7 @@ import yaml
 from phoenix_salt import _core
 
 if TYPE_CHECKING:
-    from phoenix_salt.lab.demo import Demo
+    from phoenix_lab.demo import Demo
 
 # Seconds between two looks at the dead-letter queue (each is one SQS call).
 DEAD_LETTERS_EVERY = 5.0

@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from phoenix_salt.lab.cloudformation import Deployed, deploy, parse, put_group_hooks, template_text
-from phoenix_salt.lab.emulator import REGION, Emulator
-from phoenix_salt.lab.messages import ACCOUNT
-from phoenix_salt.lab.metadata import lab_signer
+from phoenix_lab.cloudformation import Deployed, deploy, parse, put_group_hooks, template_text
+from phoenix_lab.emulator import REGION, Emulator
+from phoenix_lab.messages import ACCOUNT
+from phoenix_lab.metadata import lab_signer
 
 # The emulator's redelivery is as real as AWS's: a message not deleted comes back after the
 # visibility timeout, and after this many receives it moves to the dead-letter queue.
@@ -38,10 +38,10 @@ class Stack:
     def phoenix_block(self, **extra: Any) -> dict[str, Any]:
         """The ``phoenix:`` block that points at this stack. A message that failed comes
         back within seconds (``retry``), as the lab's short visibility timeout has it.
-        Attested enrolment as on AWS: claims go to the stack's claim queue, and the masters
-        trust the lab's signer of identity documents (lab/metadata.py); each engine learns the
-        account from its own master's document, as on EC2. ``keys`` in ``extra`` is merged
-        into that, key by key."""
+        Attested enrolment as on AWS: claims go to the stack's claim queue, and the masters trust
+        the lab's signer of identity documents (lab/phoenix_lab/metadata.py); each engine learns the
+        account from its own master's document, as on EC2. ``keys`` in ``extra`` is merged into
+        that, key by key."""
         keys = {
             "claim_queue_url": self.claim_queue_url,
             "identity_certificates": {REGION: lab_signer().certificate_pem},
@@ -107,8 +107,8 @@ def provision(emulator: Emulator, cluster: str, visibility_timeout: int = 10) ->
 
 @dataclass(frozen=True)
 class Compute:
-    """The network and compute stacks of a cluster in the emulator (lab/cloudformation.py
-    says what the emulator leaves out), and the hooks the lab put on the groups."""
+    """The network and compute stacks of a cluster in the emulator (what the emulator leaves
+    out: lab/phoenix_lab/cloudformation.py), and the hooks the lab put on the groups."""
 
     network: Deployed
     compute: Deployed
@@ -149,8 +149,8 @@ def provision_compute(emulator: Emulator, stack: Stack, **parameters: str) -> Co
                 "LifecycleHookRoleArn",
             )
         },
-        # The emulator has no model for the secret (lab/cloudformation.py): its ARN as AWS
-        # would form it.
+        # The emulator has no model for the secret (lab/phoenix_lab/cloudformation.py): its
+        # ARN as AWS would form it.
         "MasterKeySecretArn": data.get("MasterKeySecretArn")
         or f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{data['MasterKeySecretName']}",
         "SubnetIds": network.outputs["PrivateSubnetIds"],

@@ -19,7 +19,7 @@ The emulator (moto 5.2) deploys every resource of the templates but these:
   not its target, role or metadata (moto answers fixed placeholders): the lab keeps those
   as the template resolved them.
   ``NotificationConfigurations`` has no API in the emulator at all: the fleet simulator
-  publishes what a group would notify (lab/fleet.py).
+  publishes what a group would notify (lab/phoenix_lab/fleet.py).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from phoenix_salt.lab.emulator import REGION, Emulator
-from phoenix_salt.lab.messages import ACCOUNT
+from phoenix_lab.emulator import REGION, Emulator
+from phoenix_lab.messages import ACCOUNT
 
 DEPLOY_TIMEOUT_SECONDS = 60
 
@@ -129,7 +129,7 @@ def deploy(
     """Creates stack ``name`` from the ``parse``d ``template`` in the emulator and waits
     until it is complete. Raises RuntimeError with the stack's status and reason if it is
     not, in time."""
-    from phoenix_salt.lab.stack import client
+    from phoenix_lab.stack import client
 
     cloudformation = client(emulator, "cloudformation")
     cloudformation.create_stack(
@@ -158,7 +158,7 @@ def deploy(
 
 def created(emulator: Emulator, name: str) -> dict[str, str]:
     """Logical id -> type of each resource the emulator created for stack ``name``."""
-    from phoenix_salt.lab.stack import client
+    from phoenix_lab.stack import client
 
     summaries = client(emulator, "cloudformation").list_stack_resources(StackName=name)[
         "StackResourceSummaries"
@@ -177,7 +177,7 @@ def put_group_hooks(
     ``template`` on the group the emulator created for it (it ignores that property). A
     group is found by the output that names it (``!Ref`` of the group). Returns the hooks
     put, by group."""
-    from phoenix_salt.lab.stack import client
+    from phoenix_lab.stack import client
 
     values = {
         **parameter_values(template, parameters),

@@ -3,15 +3,15 @@ invariants watched throughout.
 
 The demo's cluster (3 masters, 4 minions on every master, the fleet simulator's AutoScaling
 groups) with every daemon's AWS calls going through the lab's fault injector
-(lab/faults.py). Until the time is up, one change at a time, drawn at random (``--seed``
+(lab/phoenix_lab/faults.py). Until the time is up, one change at a time, drawn at random (``--seed``
 repeats a run's draws): a master's instance dies (SIGKILL) or hangs (SIGSTOP), each then
 replaced by AutoScaling by itself; a master hangs for a few seconds and resumes; a minion
 joins or leaves; or one AWS fault (DynamoDB's writes throttled, DynamoDB answering 500s,
 AutoScaling refused, SQS receives answered ``KmsThrottled``) holds for 30 s while a minion
 joins or leaves. After each change, every live master must reach every minion again
 (``salt '*' test.ping``) within ``--bound`` seconds. Throughout, the invariant watcher
-(lab/invariants.py) holds: no key accepted that the registry did not pin, no drop-in empty
-or unreadable, the dead-letter queue empty. At the end, with the faults cleared, the
+(lab/phoenix_lab/invariants.py) holds: no key accepted that the registry did not pin, no
+drop-in empty or unreadable, the dead-letter queue empty. At the end, with the faults cleared, the
 registry must hold what the fleet simulator knows: every instance in service recorded
 running, every ended one terminated.
 
@@ -36,11 +36,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from phoenix_salt.lab.demo import Demo, Report, set_up_steps, tear_down
-from phoenix_salt.lab.faults import DYNAMODB_WRITES, REFUSE, SERVER_ERROR, THROTTLING, Fault
-from phoenix_salt.lab.invariants import InvariantWatcher
-from phoenix_salt.lab.latency_proxy import LatencyProxy
-from phoenix_salt.lab.processes import interrupt_on_sigterm
+from phoenix_lab.demo import Demo, Report, set_up_steps, tear_down
+from phoenix_lab.faults import DYNAMODB_WRITES, REFUSE, SERVER_ERROR, THROTTLING, Fault
+from phoenix_lab.invariants import InvariantWatcher
+from phoenix_lab.latency_proxy import LatencyProxy
+from phoenix_lab.processes import interrupt_on_sigterm
 
 # Each fault the soak injects, by what it is called in the output.
 FAULTS: dict[str, list[Fault]] = {

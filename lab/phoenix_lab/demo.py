@@ -36,16 +36,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from phoenix_lab.cluster import Cluster
+from phoenix_lab.emulator import Emulator
+from phoenix_lab.first_ping import FirstPings
+from phoenix_lab.fleet import Fleet, Instance
+from phoenix_lab.lifecycle_actions import LifecycleActions
+from phoenix_lab.processes import interrupt_on_sigterm, stop_all, wait_for
+from phoenix_lab.reach import PROBE_TIMEOUT, Reach
+from phoenix_lab.salt import SaltMaster, SaltMinion
+from phoenix_lab.stack import Stack, client, provision
 from phoenix_salt import _core, status
-from phoenix_salt.lab.cluster import Cluster
-from phoenix_salt.lab.emulator import Emulator
-from phoenix_salt.lab.first_ping import FirstPings
-from phoenix_salt.lab.fleet import Fleet, Instance
-from phoenix_salt.lab.lifecycle_actions import LifecycleActions
-from phoenix_salt.lab.processes import interrupt_on_sigterm, stop_all, wait_for
-from phoenix_salt.lab.reach import PROBE_TIMEOUT, Reach
-from phoenix_salt.lab.salt import SaltMaster, SaltMinion
-from phoenix_salt.lab.stack import Stack, client, provision
 from phoenix_salt.reactor import reactor_config
 
 CLUSTER = "demo"
@@ -763,8 +763,8 @@ class Demo:
 
     def reach(self, timeout: int = PROBE_TIMEOUT) -> Reach:
         """A new record of which live master reached which minion, for a wait to probe
-        until it is complete (see lab/reach.py); ``unreached`` explains the last one made.
-        ``timeout``: the ``salt -t`` of each of its probes."""
+        until it is complete (see lab/phoenix_lab/reach.py); ``unreached`` explains the last
+        one made. ``timeout``: the ``salt -t`` of each of its probes."""
         reach = Reach(self.live_masters, self._everyone, self._daemon, self.hot, timeout)
         self._last_reach = reach
         return reach

@@ -34,10 +34,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from phoenix_salt.lab import messages
-from phoenix_salt.lab.emulator import Emulator
-from phoenix_salt.lab.lifecycle_actions import LifecycleActions
-from phoenix_salt.lab.stack import Compute, Stack, client, provision_compute
+from phoenix_lab import messages
+from phoenix_lab.emulator import Emulator
+from phoenix_lab.lifecycle_actions import LifecycleActions
+from phoenix_lab.stack import Compute, Stack, client, provision_compute
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class Fleet:
         return self.stack.outputs["MastersGroupName" if role == "master" else "MinionsGroupName"]
 
     def create_groups(self, masters: int) -> Compute:
-        """Deploys the network and compute stacks on the data stack (lab/stack.py,
+        """Deploys the network and compute stacks on the data stack (lab/phoenix_lab/stack.py,
         ``provision_compute``): the two groups, their launch templates, instance roles and
         hooks are the compute template's. The masters' group launches ``masters`` instances
         at once, as AWS launches a new group's desired capacity, each waiting in its launch

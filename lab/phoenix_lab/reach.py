@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from phoenix_salt.lab.salt import SaltMaster, SaltMinion
+from phoenix_lab.salt import SaltMaster, SaltMinion
 
 # Seconds ``salt -t`` waits for answers in each probe. Short, since a wait probes again;
 # Salt's CLI then asks the silent minions whether the job still runs (find_job).

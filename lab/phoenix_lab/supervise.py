@@ -5,8 +5,8 @@ On an instance, systemd starts salt-master and salt-minion again when they exit
 lab daemon can run under this supervisor, and a minion's ``restart_command`` asks the
 supervisor for the restart, as ``systemctl --no-block restart`` asks systemd:
 
-    python -m phoenix_salt.lab.supervise run --pidfile P --journal J -- salt-minion -c DIR
-    python -m phoenix_salt.lab.supervise restart --pidfile P
+    python -m phoenix_lab.supervise run --pidfile P --journal J -- salt-minion -c DIR
+    python -m phoenix_lab.supervise restart --pidfile P
 
 ``run`` starts the command and starts it again on SIGUSR1 (each restart is a line in the
 journal, which tests count) or when it exits; SIGTERM stops the command and the supervisor.
@@ -123,7 +123,7 @@ def _restart(pidfile: Path) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m phoenix_salt.lab.supervise")
+    parser = argparse.ArgumentParser(prog="python -m phoenix_lab.supervise")
     commands = parser.add_subparsers(dest="action", required=True)
     run = commands.add_parser("run")
     run.add_argument("--pidfile", type=Path, required=True)

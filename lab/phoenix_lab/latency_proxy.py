@@ -17,12 +17,12 @@ report what a call carries.
 The benchmarks run it as a child process (:class:`LatencyProxy`), so that forwarding takes
 no time from the loops being measured:
 
-    python -m phoenix_salt.lab.latency_proxy --rtt-ms 10 --control PORT LISTEN:TARGET ...
+    python -m phoenix_lab.latency_proxy --rtt-ms 10 --control PORT LISTEN:TARGET ...
 
 The control port answers one line: ``stats`` (the counts as JSON), ``reset``, ``block``
 (every connection through the proxy is closed and new ones are closed as they arrive: the
 network path to the service is cut), ``unblock``, ``fault {json}`` (adds a
-:class:`~phoenix_salt.lab.faults.Fault`: calls of one service refused, stalled or answered
+:class:`~phoenix_lab.faults.Fault`: calls of one service refused, stalled or answered
 with AWS's own error, at a rate) or ``clear`` (no more faults; stalled calls are cut).
 
 Requests are forwarded whole (each once its last byte arrived), so that a fault can answer
@@ -46,9 +46,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from phoenix_salt.lab.faults import REFUSE, STALL, Fault, error_response
-from phoenix_salt.lab.ports import free_port, is_listening
-from phoenix_salt.lab.processes import ManagedProcess, wait_for
+from phoenix_lab.faults import REFUSE, STALL, Fault, error_response
+from phoenix_lab.ports import free_port, is_listening
+from phoenix_lab.processes import ManagedProcess, wait_for
 
 # calls["sqs ReceiveMessage"] = n; errors["dynamodb UpdateItem"]["ConditionalCheck..."] = n
 calls: collections.Counter[str] = collections.Counter()
@@ -372,7 +372,7 @@ class LatencyProxy:
             [
                 sys.executable,
                 "-m",
-                "phoenix_salt.lab.latency_proxy",
+                "phoenix_lab.latency_proxy",
                 "--rtt-ms",
                 str(rtt_ms),
                 "--control",

@@ -19,10 +19,10 @@ from typing import Any
 import psutil
 import yaml
 
+from phoenix_lab.metadata import MetadataService
+from phoenix_lab.ports import is_listening
+from phoenix_lab.processes import ManagedProcess, wait_for
 from phoenix_salt import _core
-from phoenix_salt.lab.metadata import MetadataService
-from phoenix_salt.lab.ports import is_listening
-from phoenix_salt.lab.processes import ManagedProcess, wait_for
 
 
 def salt_bin_dir() -> Path:
@@ -96,7 +96,7 @@ class _SaltDaemon:
         self.process.argv = [
             str(self.bin_dir / "python"),
             "-m",
-            "phoenix_salt.lab.supervise",
+            "phoenix_lab.supervise",
             "run",
             "--pidfile",
             str(self.root / "supervisor.pid"),
@@ -114,7 +114,7 @@ class _SaltDaemon:
     def journal(self) -> list[tuple[float, str]]:
         """``(time, what)`` for each line of the supervisor's journal (empty if not
         supervised)."""
-        from phoenix_salt.lab.supervise import journal_entries
+        from phoenix_lab.supervise import journal_entries
 
         return journal_entries(self.journal_path)
 
@@ -351,7 +351,7 @@ class SaltMinion(_SaltDaemon):
     def _restart_command(self, bin_dir: Path | None) -> list[str]:
         python = str((bin_dir or salt_bin_dir()) / "python")
         pidfile = str(self.root / "supervisor.pid")
-        return [python, "-m", "phoenix_salt.lab.supervise", "restart", "--pidfile", pidfile]
+        return [python, "-m", "phoenix_lab.supervise", "restart", "--pidfile", pidfile]
 
     def restarts(self) -> list[float]:
         """When the supervisor restarted this minion on request (empty if not supervised)."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from phoenix_salt.lab.emulator import REGION
+from phoenix_lab.emulator import REGION
 
 # The emulator's account: documents name it, so the masters find instances in it.
 ACCOUNT_ID = "123456789012"

@@ -12,11 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from phoenix_salt.lab.emulator import Emulator
-from phoenix_salt.lab.metadata import MetadataService
-from phoenix_salt.lab.ports import free_port
-from phoenix_salt.lab.processes import wait_for
-from phoenix_salt.lab.salt import SaltMaster, SaltMinion, salt_bin_dir
+from phoenix_lab.emulator import Emulator
+from phoenix_lab.metadata import MetadataService
+from phoenix_lab.ports import free_port
+from phoenix_lab.processes import wait_for
+from phoenix_lab.salt import SaltMaster, SaltMinion, salt_bin_dir
 
 LOOPBACK = "127.0.0.{}"
 

@@ -9,8 +9,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from phoenix_salt.lab.ports import free_port
-from phoenix_salt.lab.processes import ManagedProcess, wait_for
+from phoenix_lab.ports import free_port
+from phoenix_lab.processes import ManagedProcess, wait_for
 
 REGION = "us-east-1"
 

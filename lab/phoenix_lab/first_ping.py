@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from phoenix_salt.lab.salt import BusListener, SaltMaster
+from phoenix_lab.salt import BusListener, SaltMaster
 
 # Between two publishes; a round also takes the salt CLI's own start (about a second).
 ROUND = 0.5

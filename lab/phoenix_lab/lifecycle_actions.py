@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
-from phoenix_salt.lab.ports import free_port
+from phoenix_lab.ports import free_port
 
 XMLNS = "http://autoscaling.amazonaws.com/doc/2011-01-01/"
 # The calls the emulator lacks and this endpoint serves.
