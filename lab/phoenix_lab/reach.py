@@ -116,7 +116,9 @@ class Reach:
             )
             lines.append(f"{name} did not reach {', '.join(ids)} ({said})")
             lines.extend(state(i) for i in ids)
-        return "; ".join(lines) or "every minion reached"
+        if not lines:
+            return "every minion reached"
+        return f"after {self.probes} probe(s): " + "; ".join(lines)
 
 
 def _answers(stdout: str) -> str:
