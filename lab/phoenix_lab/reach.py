@@ -59,33 +59,36 @@ class Reach:
         masters, everyone = self._masters(), self._everyone()
         if not masters:
             return False
-        ask = {m: ids for m in masters if (ids := self._missing(m, everyone, masters))}
+        ask = {m: ids for m, ids in self._missing(masters, everyone).items() if ids}
         if ask:
             self._probe(ask)
-        return not any(self._missing(m, everyone, masters) for m in masters)
+        # Read again: a daemon that started during the probe voids what it answered before.
+        return not any(self._missing(masters, everyone).values())
 
     def missing(self) -> dict[str, list[str]]:
         """The pairs not reached yet, by master name (for a failure's message)."""
-        masters, everyone = self._masters(), self._everyone()
-        return {
-            m.name: sorted(ids) for m in masters if (ids := self._missing(m, everyone, masters))
-        }
+        missing = self._missing(self._masters(), self._everyone())
+        return {m.name: sorted(ids) for m, ids in missing.items() if ids}
 
-    def _missing(
-        self, master: SaltMaster, everyone: set[str], masters: list[SaltMaster]
-    ) -> set[str]:
+    def _missing(self, masters: list[SaltMaster], everyone: set[str]) -> dict[SaltMaster, set[str]]:
+        """For each master, the minions it has not reached since both last started (each
+        daemon's last start read once: it is a file read for a supervised one)."""
+        master_started = {m.name: m.last_started() for m in masters}
+        minion_started = {}
+        for minion_id in everyone:
+            daemon = self._daemon(minion_id)
+            minion_started[minion_id] = daemon.last_started() if daemon else 0.0
+
+        def holds(master: SaltMaster, minion_id: str) -> bool:
+            asked = self.answered.get((master.name, minion_id))
+            since = max(master_started[master.name], minion_started[minion_id])
+            return asked is not None and asked >= since
+
         if self.hot:
-            return {i for i in everyone if not self._holds(master, i)}
+            return {m: {i for i in everyone if not holds(m, i)} for m in masters}
         # Failover: a minion answers through the one master it is connected to, any of them.
-        return {i for i in everyone if not any(self._holds(m, i) for m in masters)}
-
-    def _holds(self, master: SaltMaster, minion_id: str) -> bool:
-        asked = self.answered.get((master.name, minion_id))
-        if asked is None:
-            return False
-        daemon = self._daemon(minion_id)
-        started = max(master.last_started(), daemon.last_started() if daemon else 0.0)
-        return asked >= started
+        unreached = {i for i in everyone if not any(holds(m, i) for m in masters)}
+        return {m: unreached for m in masters}
 
     def _probe(self, ask: dict[SaltMaster, set[str]]) -> None:
         self.probes += 1
