@@ -19,6 +19,10 @@ pub const INSTANCE_TERMINATED_TAGS: &str = "phoenix/instance/*/terminated";
 /// The most actions one `phoenix/key/reconciled` event lists; its counts cover the rest. A
 /// new master pre-seeding a whole fleet would otherwise put thousands on the bus at once.
 pub const RECONCILED_ACTIONS_MAX: usize = 100;
+/// Tags two builders share: a queue message's and an SNS push's rejection, and a pin on an
+/// identity claim's or an operator's word.
+const MESSAGE_REJECTED: &str = "phoenix/message/rejected";
+const KEY_PINNED: &str = "phoenix/key/pinned";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BusEvent {
@@ -85,7 +89,7 @@ pub fn message_rejected(
     error: &str,
 ) -> BusEvent {
     BusEvent {
-        tag: "phoenix/message/rejected".to_owned(),
+        tag: MESSAGE_REJECTED.to_owned(),
         data: json!({
             "message_id": message_id,
             "receive_count": receive_count,
@@ -99,7 +103,7 @@ pub fn message_rejected(
 /// `message_id` is the message's own, when it had one.
 pub fn push_rejected(message_id: Option<&str>, reason: &str, error: &str) -> BusEvent {
     BusEvent {
-        tag: "phoenix/message/rejected".to_owned(),
+        tag: MESSAGE_REJECTED.to_owned(),
         data: json!({
             "message_id": message_id,
             "delivery": "sns_push",
@@ -133,7 +137,7 @@ pub fn key_pinned(
     certificate: &str,
 ) -> BusEvent {
     BusEvent {
-        tag: "phoenix/key/pinned".to_owned(),
+        tag: KEY_PINNED.to_owned(),
         data: json!({
             "id": instance_id,
             "role": role.as_str(),
@@ -154,7 +158,7 @@ pub fn key_pinned_by_operator(
     pinned_by: &str,
 ) -> BusEvent {
     BusEvent {
-        tag: "phoenix/key/pinned".to_owned(),
+        tag: KEY_PINNED.to_owned(),
         data: json!({
             "id": instance_id,
             "role": role,
