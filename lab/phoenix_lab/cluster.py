@@ -4,7 +4,6 @@ main config file, says otherwise), every daemon with Phoenix loaded."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -16,7 +15,7 @@ from phoenix_lab.emulator import Emulator
 from phoenix_lab.metadata import MetadataService
 from phoenix_lab.ports import free_port
 from phoenix_lab.processes import wait_for
-from phoenix_lab.salt import SaltMaster, SaltMinion, salt_bin_dir
+from phoenix_lab.salt import SaltMaster, SaltMinion, phoenix_printed, salt_bin_dir
 
 LOOPBACK = "127.0.0.{}"
 
@@ -215,13 +214,7 @@ class Cluster:
             timeout=300,
             check=False,
         )
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"phoenix master-bootstrap for {master.name} exited {result.returncode}:\n"
-                f"{result.stdout}\n{result.stderr}"
-            )
-        printed: dict[str, Any] = json.loads(result.stdout)
-        return printed
+        return phoenix_printed(result, f"phoenix master-bootstrap for {master.name}")
 
     def add_master(self, master_id: str | None = None) -> tuple[SaltMaster, dict[str, Any]]:
         """AutoScaling's replacement master: the next number, on its own loopback address

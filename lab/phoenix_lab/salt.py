@@ -393,13 +393,7 @@ class SaltMinion(_SaltDaemon):
     def _phoenix_json(self, command: str, wait: float, *extra: str) -> dict[str, Any]:
         """What ``phoenix <command> --json`` printed; RuntimeError if it failed."""
         result = self._phoenix(command, wait, "--json", *extra)
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"phoenix {command} for {self.minion_id} exited {result.returncode}:\n"
-                f"{result.stdout}\n{result.stderr}"
-            )
-        printed: dict[str, Any] = json.loads(result.stdout)
-        return printed
+        return phoenix_printed(result, f"phoenix {command} for {self.minion_id}")
 
     def minion_config(self, wait: float = 60, *extra: str) -> subprocess.CompletedProcess[str]:
         """`phoenix minion-config` for this minion, as user data runs it at first boot."""
@@ -442,6 +436,15 @@ class SaltMinion(_SaltDaemon):
             self.claim()
         self.write_config()
         self.process.start()
+
+
+def phoenix_printed(result: subprocess.CompletedProcess[str], what: str) -> dict[str, Any]:
+    """What a ``phoenix ... --json`` run (``what``, for the message) printed; RuntimeError,
+    with its output, if it failed."""
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    printed: dict[str, Any] = json.loads(result.stdout)
+    return printed
 
 
 class BusListener:
